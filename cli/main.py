@@ -1,0 +1,65 @@
+"""`msa-studio` entry point: no arguments starts the GUI, otherwise dispatches a subcommand.
+
+Subcommands live in cli/cmd_*.py modules exposing NAME, HELP, add_arguments(parser) and run(args).
+User errors (core.errors.MSAError) print one line and exit 2 — never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from types import ModuleType
+
+import cli
+from core.errors import Cancelled, MSAError
+
+
+def _command_modules() -> list[ModuleType]:
+    mods = []
+    for info in pkgutil.iter_modules(cli.__path__):
+        if info.name.startswith("cmd_"):
+            mods.append(importlib.import_module(f"cli.{info.name}"))
+    return sorted(mods, key=lambda m: m.NAME)
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
+    parser = argparse.ArgumentParser(
+        prog="msa-studio",
+        description="Multimodal sentiment analysis of recordings. Run without arguments for the GUI.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands: dict[str, ModuleType] = {}
+    for mod in _command_modules():
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
+        mod.add_arguments(p)
+        commands[mod.NAME] = mod
+    return parser, commands
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        from app.main import main as gui_main  # Qt is imported only for the GUI
+
+        return gui_main([])
+    parser, commands = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(commands[args.command].run(args) or 0)
+    except Cancelled:
+        print("msa-studio: cancelled", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("msa-studio: interrupted", file=sys.stderr)
+        return 130
+    except MSAError as exc:
+        print(f"msa-studio: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

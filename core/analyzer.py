@@ -1,0 +1,46 @@
+"""One call from a media file to an AnalysisResult: the pipeline + the inference engine."""
+from __future__ import annotations
+
+from core.engine import InferenceEngine
+from core.pipeline import FeaturePipeline, RecordingFeatures
+from core.progress import RunContext
+from core.result import UNTRAINED_WARNING, AnalysisResult
+
+
+def analyze_file(
+    path: str,
+    model: str = "lnln",
+    checkpoint: str | None = None,
+    device: str = "auto",
+    transcript: str | None = None,
+    ctx: RunContext | None = None,
+    allow_untrained: bool = True,
+    pipeline: FeaturePipeline | None = None,
+    engine: InferenceEngine | None = None,
+) -> tuple[AnalysisResult, RecordingFeatures]:
+    ctx = ctx or RunContext()
+    # Load the model first: a bad model name or a checkpoint with another spec fails in a second,
+    # not after minutes of extraction.
+    engine = engine or InferenceEngine(model, checkpoint, device=device, allow_untrained=allow_untrained)
+    pipeline = pipeline or FeaturePipeline(engine.spec, device=engine.device)
+    engine.spec.require_compatible(pipeline.spec, what=f"model {engine.model_name!r}")
+    rec = pipeline.extract(path, transcript=transcript, ctx=ctx)
+    return result_from_features(rec, engine, ctx), rec
+
+
+def result_from_features(rec: RecordingFeatures, engine: InferenceEngine, ctx: RunContext | None = None) -> AnalysisResult:
+    """Score cached features (used after extraction, on model switch, and after transcript edits)."""
+    engine.spec.require_compatible(rec.spec, what=f"model {engine.model_name!r}")
+    segments = engine.analyze(rec.segments, rec.features, ctx)
+    warnings = list(rec.warnings)
+    if engine.untrained:
+        warnings.insert(0, UNTRAINED_WARNING)
+    if not segments:
+        warnings.append("no segments to score")
+    return AnalysisResult(
+        recording=rec.info.to_dict(),
+        feature_spec=rec.spec.to_dict(),
+        model=engine.describe(),
+        segments=segments,
+        warnings=warnings,
+    )

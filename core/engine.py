@@ -1,0 +1,184 @@
+"""Inference engine: model + checkpoint + device -> per-segment scores, unimodal scores and exact
+Shapley contributions over the 8 modality masks.
+
+Masking follows LNLN's missing-data convention: a masked audio/visual modality is zeroed with its mask
+False; masked text becomes [CLS] [UNK]*n [SEP] re-encoded by the text encoder.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.errors import MSAError
+from core.feature_spec import FeatureSpec, default_spec
+from core.progress import RunContext
+from core.shapley import MODALITY_ORDER, all_coalitions, mask_key, shapley_values
+from core.types import Segment, SegmentFeatures, SegmentResult
+
+ALL = frozenset(MODALITY_ORDER)
+CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "assets" / "checkpoints"
+SCORE_RANGE = (-3.0, 3.0)
+
+
+def default_checkpoint(model: str) -> str | None:
+    """The shipped checkpoint for a model name, if one exists in assets/checkpoints."""
+    path = CHECKPOINT_DIR / f"{model.lower()}.safetensors"
+    return str(path) if path.exists() else None
+
+
+class InferenceEngine:
+    def __init__(
+        self,
+        model: str,
+        checkpoint: str | None = None,
+        device: str = "auto",
+        allow_untrained: bool = True,
+        spec: FeatureSpec | None = None,
+        batch_size: int = 64,
+    ) -> None:
+        import torch
+
+        from core.devices import resolve_device
+        from models.checkpoint import load_checkpoint
+        from models.registry import build_model, MODELS, model_names
+
+        self.model_name = model.lower()
+        if self.model_name not in model_names():
+            raise MSAError(f"unknown model {model!r}; available: {', '.join(MODELS.names())}")
+        self.device = resolve_device(device)
+        self.batch_size = batch_size
+        self.checkpoint_path = checkpoint or default_checkpoint(self.model_name)
+        self.meta: dict[str, Any] = {}
+        if self.checkpoint_path:
+            self.model, self.meta = load_checkpoint(self.checkpoint_path, device=self.device, expected_spec=spec)
+            loaded_name = str(self.meta.get("model", self.model_name)).lower()
+            if loaded_name != self.model_name:
+                raise MSAError(
+                    f"checkpoint {self.checkpoint_path} holds model {loaded_name!r}, not {self.model_name!r}"
+                )
+            self.spec = FeatureSpec.from_dict(self.meta["feature_spec"])
+            self.untrained = False
+        else:
+            if not allow_untrained:
+                raise MSAError(f"no checkpoint for model {self.model_name!r}; pass --checkpoint PATH")
+            self.spec = spec or default_spec()
+            torch.manual_seed(0)
+            self.model = build_model(self.model_name, self.spec).to(self.device)
+            self.untrained = True
+        self.model.eval()
+        self._text_encoder = None
+
+    # -- masking -----------------------------------------------------------------------------
+    def _text_encoder_obj(self):
+        if self._text_encoder is None:
+            from core.extractors.text import MiniLMTextEncoder
+
+            if self.spec.text.extractor != "minilm-l6":
+                raise MSAError(
+                    f"text masking needs the {self.spec.text.extractor!r} encoder, which this engine "
+                    "cannot load; only minilm-l6 is supported for re-encoding"
+                )
+            self._text_encoder = MiniLMTextEncoder(max_len=self.spec.text.max_len, device=self.device)
+        return self._text_encoder
+
+    def _batches(self, features: list[SegmentFeatures]):
+        from models.data import collate
+
+        for i in range(0, len(features), self.batch_size):
+            yield collate(features[i : i + self.batch_size], self.spec).to(self.device)
+
+    def _masked(self, batch, keep: frozenset[str]):
+        from models.missing import mask_modalities
+
+        if keep == ALL:
+            return batch
+        if "text" in keep:
+            return mask_modalities(batch, keep, unk_id=0, reencode=None)
+        enc = self._text_encoder_obj()
+        return mask_modalities(batch, keep, unk_id=enc.unk_id, reencode=enc.encode_ids)
+
+    # -- scoring -----------------------------------------------------------------------------
+    def _forward_many(
+        self, features: list[SegmentFeatures], coalitions: list[frozenset[str]], ctx: RunContext | None = None
+    ) -> tuple[dict[frozenset[str], np.ndarray], dict[str, np.ndarray]]:
+        import torch
+
+        scores: dict[frozenset[str], list[np.ndarray]] = {c: [] for c in coalitions}
+        unimodal: dict[str, list[np.ndarray]] = {}
+        n_batches = max(1, -(-len(features) // self.batch_size))
+        with torch.no_grad():
+            for b, batch in enumerate(self._batches(features)):
+                for c in coalitions:
+                    if ctx is not None:
+                        ctx.check()
+                    out = self.model(self._masked(batch, c))
+                    scores[c].append(out.score.detach().float().cpu().numpy().reshape(-1))
+                    if c == ALL:
+                        for m, v in out.unimodal.items():
+                            unimodal.setdefault(m, []).append(v.detach().float().cpu().numpy().reshape(-1))
+                if ctx is not None:
+                    ctx.report("model", (b + 1) / n_batches, f"{self.model_name}: batch {b + 1}/{n_batches}")
+        empty = np.zeros(0, dtype=np.float64)
+        return (
+            {c: np.clip(np.concatenate(v), *SCORE_RANGE) if v else empty for c, v in scores.items()},
+            {m: np.clip(np.concatenate(v), *SCORE_RANGE) for m, v in unimodal.items()},
+        )
+
+    def score(self, features: list[SegmentFeatures], keep: frozenset[str] = ALL) -> np.ndarray:
+        return self._forward_many(features, [frozenset(keep)])[0][frozenset(keep)]
+
+    def unimodal(self, features: list[SegmentFeatures]) -> dict[str, np.ndarray]:
+        return self._forward_many(features, [ALL])[1]
+
+    def score_masks(self, features: list[SegmentFeatures], ctx: RunContext | None = None) -> dict[str, np.ndarray]:
+        values, _ = self._forward_many(features, all_coalitions(), ctx)
+        return {mask_key(c): v for c, v in values.items()}
+
+    def analyze(
+        self, segments: list[Segment], features: list[SegmentFeatures], ctx: RunContext | None = None
+    ) -> list[SegmentResult]:
+        if len(segments) != len(features):
+            raise ValueError("segments and features differ in length")
+        if not features:
+            return []
+        values, unimodal = self._forward_many(features, all_coalitions(), ctx)
+        if ctx is not None:
+            ctx.report("shapley", 0.5, "exact Shapley values over 8 masks")
+        contrib = shapley_values(values)
+        base = values[frozenset()]
+        results = []
+        for i, (seg, feat) in enumerate(zip(segments, features)):
+            warnings = []
+            if not bool(np.any(feat.visual_mask)):
+                warnings.append("no face found in this segment; visual modality is missing")
+            if not bool(np.any(feat.audio_mask)):
+                warnings.append("no audio in this segment; audio modality is missing")
+            if not seg.text.strip():
+                warnings.append("no words recognised in this segment")
+            results.append(
+                SegmentResult(
+                    start=seg.start,
+                    end=seg.end,
+                    text=seg.text,
+                    score=float(values[ALL][i]),
+                    unimodal={m: float(v[i]) for m, v in unimodal.items()},
+                    contributions={m: float(contrib[m][i]) for m in MODALITY_ORDER},
+                    base_score=float(base[i]),
+                    mask_scores={mask_key(c): float(v[i]) for c, v in values.items()},
+                    warnings=warnings,
+                )
+            )
+        if ctx is not None:
+            ctx.report("shapley", 1.0, "done")
+        return results
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.model_name,
+            "checkpoint": self.checkpoint_path,
+            "untrained": self.untrained,
+            "device": self.device,
+            "training": self.meta.get("training", {}),
+        }

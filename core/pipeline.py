@@ -1,0 +1,257 @@
+"""Feature pipeline: media file -> segments -> per-segment model inputs (SegmentFeatures).
+
+Whole-recording tracks are computed once (audio frames, visual frames) and sliced per segment, so
+re-segmenting (transcript edits in the UI, live windows) never re-decodes or re-extracts. The visual
+extractor runs in a background thread next to ASR and audio: MediaPipe, CTranslate2 and librosa's
+numpy kernels release the GIL, so the two CPU cores are used together.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from core.errors import MediaError, MSAError
+from core.extractors.slicing import slice_track
+from core.feature_spec import FeatureSpec, default_spec
+from core.progress import RunContext
+from core.types import AudioTrack, MediaInfo, Segment, SegmentFeatures, VisualTrack
+
+SR = 16000
+# When there is no audio (so no ASR/VAD), fall back to windows of this length.
+_NO_AUDIO_WINDOW_S = 4.0
+
+
+@dataclass
+class RecordingFeatures:
+    info: MediaInfo
+    spec: FeatureSpec
+    segments: list[Segment]
+    features: list[SegmentFeatures]
+    audio_track: AudioTrack | None = None
+    visual_track: VisualTrack | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+class FeaturePipeline:
+    """Builds the extractors named by a FeatureSpec (lazily: the first use loads the weights)."""
+
+    SUPPORTED = {"text": ("minilm-l6",), "audio": ("librosa-v1",), "visual": ("mediapipe-face-v1",)}
+
+    def __init__(
+        self,
+        spec: FeatureSpec | None = None,
+        device: str = "cpu",
+        keep_landmarks: bool = False,
+        asr_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.spec = spec or default_spec()
+        for modality, names in self.SUPPORTED.items():
+            name = self.spec.modality(modality).extractor
+            if name not in names:
+                raise MSAError(
+                    f"this pipeline cannot produce {modality} features {name!r} (supported: {', '.join(names)})"
+                )
+        self.device = device
+        self.keep_landmarks = keep_landmarks
+        self.asr_options = dict(asr_options or {})
+        self._asr = None
+        self._text = None
+        self._audio = None
+        self._lock = threading.Lock()
+
+    # -- lazily built extractors ------------------------------------------------------------
+    @property
+    def asr(self):
+        with self._lock:
+            if self._asr is None:
+                from core.extractors.asr import WhisperASR
+
+                self._asr = WhisperASR(**self.asr_options)
+            return self._asr
+
+    @property
+    def text_encoder(self):
+        with self._lock:
+            if self._text is None:
+                from core.extractors.text import MiniLMTextEncoder
+
+                self._text = MiniLMTextEncoder(max_len=self.spec.text.max_len, device=self.device)
+            return self._text
+
+    @property
+    def audio_extractor(self):
+        with self._lock:
+            if self._audio is None:
+                from core.extractors.audio import LibrosaAudioExtractor
+
+                self._audio = LibrosaAudioExtractor.from_spec(self.spec.audio)
+            return self._audio
+
+    def new_visual_extractor(self):
+        # One landmarker per recording: VIDEO mode needs increasing timestamps within a stream.
+        from core.extractors.visual import MediaPipeFaceExtractor
+
+        return MediaPipeFaceExtractor(keep_landmarks=self.keep_landmarks)
+
+    # -- whole recordings -------------------------------------------------------------------
+    def extract(self, path: str, transcript: str | None = None, ctx: RunContext | None = None) -> RecordingFeatures:
+        from core import media
+
+        ctx = ctx or RunContext()
+        info = media.probe(path)
+        if not info.has_audio and not info.has_video:
+            raise MediaError(f"no audio or video stream in {info.path}")
+        visual_box: dict[str, Any] = {}
+        visual_thread = None
+        if info.has_video:
+            visual_thread = threading.Thread(
+                target=self._visual_worker, args=(path, info, ctx, visual_box), name="visual", daemon=True
+            )
+            visual_thread.start()
+        else:
+            ctx.warn("no video stream: visual modality is missing (scored as masked)")
+        try:
+            wave = self._load_audio(path, info, ctx)
+            audio_track = self.audio_extractor.extract(wave, ctx) if wave is not None else None
+            segments = self._segments(wave, info, transcript, ctx)
+        except BaseException:
+            ctx.cancel.cancel()  # stop the visual thread too, then re-raise
+            if visual_thread is not None:
+                visual_thread.join(timeout=5)
+            raise
+        visual_track = None
+        if visual_thread is not None:
+            while visual_thread.is_alive():
+                visual_thread.join(timeout=0.2)
+                ctx.check()
+            if "error" in visual_box:
+                err = visual_box["error"]
+                if isinstance(err, MediaError) and wave is not None:
+                    ctx.warn(f"video could not be decoded ({err}); visual modality is missing")
+                else:
+                    raise err
+            visual_track = visual_box.get("track")
+            if visual_track is not None and len(visual_track.face_mask) and not visual_track.face_mask.any():
+                ctx.warn("no face found in the video: visual modality is missing (scored as masked)")
+        rec = RecordingFeatures(info, self.spec, segments, [], audio_track, visual_track, ctx.warnings)
+        rec.features = self.features_for_segments(rec, segments, ctx)
+        return rec
+
+    def _visual_worker(self, path: str, info: MediaInfo, ctx: RunContext, box: dict[str, Any]) -> None:
+        from core import media
+
+        try:
+            fps = float(self.spec.visual.rate_hz or 10.0)
+            total = int(info.duration * fps) + 1 if info.duration else None
+            with self.new_visual_extractor() as extractor:
+                box["track"] = extractor.extract(media.iter_frames(path, fps=fps, ctx=ctx), ctx=ctx, total=total)
+        except BaseException as exc:  # handed to the main thread, which decides
+            box["error"] = exc
+
+    def _load_audio(self, path: str, info: MediaInfo, ctx: RunContext) -> np.ndarray | None:
+        from core import media
+
+        if not info.has_audio:
+            ctx.warn("no audio stream: audio and speech (text) modalities are missing")
+            return None
+        wave = media.load_audio(path, sr=SR, ctx=ctx)
+        if wave.size == 0:
+            ctx.warn("audio stream decoded to nothing: audio and text modalities are missing")
+            return None
+        if float(np.max(np.abs(wave))) < 1e-4:
+            ctx.warn("the audio track is silent")
+        return wave
+
+    def _segments(
+        self, wave: np.ndarray | None, info: MediaInfo, transcript: str | None, ctx: RunContext
+    ) -> list[Segment]:
+        from core import segmentation
+        from core.transcripts import load_transcript
+
+        duration = info.duration if info.duration > 0 else (len(wave) / SR if wave is not None else 0.0)
+        if duration <= 0:
+            raise MediaError(f"{info.path}: the recording has zero length")
+        if wave is None:
+            segs = segmentation.fixed_windows(duration, window=_NO_AUDIO_WINDOW_S, hop=_NO_AUDIO_WINDOW_S)
+            if transcript:
+                ctx.warn("a transcript was given but there is no audio to align it with; it is ignored")
+            return segs
+        ctx.report("segment", 0.0, "voice activity detection")
+        regions = segmentation.speech_regions(wave, sr=SR)
+        if transcript:
+            user = load_transcript(transcript)
+            if any(s.start < 0 for s in user):
+                asr_segs = self.asr.transcribe(wave, ctx=ctx) if regions else []
+                words = [w for s in asr_segs for w in s.words]
+                user = segmentation.align_transcript(user, words, regions, duration)
+            base = user
+        else:
+            base = self.asr.transcribe(wave, ctx=ctx) if regions else []
+            if not regions:
+                ctx.warn("no speech detected")
+        segs = segmentation.segment_utterances(base, duration, speech_regions=regions)
+        ctx.report("segment", 1.0, f"{len(segs)} segments")
+        return segs
+
+    # -- per-segment inputs -----------------------------------------------------------------
+    def features_for_segments(
+        self, rec: RecordingFeatures, segments: list[Segment], ctx: RunContext | None = None
+    ) -> list[SegmentFeatures]:
+        """Text is (re-)encoded; audio/visual rows are sliced from the cached whole-recording tracks."""
+        texts = [s.text for s in segments]
+        if ctx is not None:
+            ctx.report("text", 0.0, f"encoding {len(texts)} segments")
+        encoded = self.text_encoder.encode(texts) if texts else []
+        if ctx is not None:
+            ctx.report("text", 1.0, "")
+        return [self._assemble(rec.audio_track, rec.visual_track, s, enc) for s, enc in zip(segments, encoded)]
+
+    def _assemble(
+        self, audio: AudioTrack | None, visual: VisualTrack | None, seg: Segment, encoded: tuple
+    ) -> SegmentFeatures:
+        text, ids = encoded
+        a_spec, v_spec = self.spec.audio, self.spec.visual
+        if audio is not None:
+            a, a_mask = slice_track(audio.times, audio.features, seg.start, seg.end, a_spec.max_len)
+        else:
+            a, a_mask = np.zeros((1, a_spec.dim), np.float32), np.zeros(1, bool)
+        if visual is not None:
+            v, v_mask = slice_track(
+                visual.times, visual.features, seg.start, seg.end, v_spec.max_len, mask=visual.face_mask
+            )
+        else:
+            v, v_mask = np.zeros((1, v_spec.dim), np.float32), np.zeros(1, bool)
+        return SegmentFeatures(
+            text=np.asarray(text, np.float32),
+            text_ids=np.asarray(ids, np.int64),
+            audio=np.asarray(a, np.float32),
+            audio_mask=np.asarray(a_mask, bool),
+            visual=np.asarray(v, np.float32),
+            visual_mask=np.asarray(v_mask, bool),
+        )
+
+    # -- one clip = one sample (dataset building) --------------------------------------------
+    def extract_utterance(self, path: str, text: str | None = None, ctx: RunContext | None = None) -> SegmentFeatures:
+        """The whole clip is one segment; `text` (e.g. from a label.csv) overrides ASR. Missing audio or
+        video streams give masked-out modalities and warnings in ctx.warnings instead of errors."""
+        from core import media
+
+        ctx = ctx or RunContext()
+        info = media.probe(path)
+        wave = self._load_audio(path, info, ctx)
+        audio_track = self.audio_extractor.extract(wave, ctx) if wave is not None else None
+        visual_track = None
+        if info.has_video:
+            fps = float(self.spec.visual.rate_hz or 10.0)
+            with self.new_visual_extractor() as extractor:
+                visual_track = extractor.extract(media.iter_frames(path, fps=fps, ctx=ctx), ctx=ctx)
+        else:
+            ctx.warn("no video stream: visual modality is missing")
+        duration = info.duration or (len(wave) / SR if wave is not None else 0.0)
+        if text is None:
+            text = " ".join(s.text for s in self.asr.transcribe(wave, ctx=ctx)).strip() if wave is not None else ""
+        seg = Segment(0.0, max(duration, 1e-3), text=text, source="clip")
+        return self._assemble(audio_track, visual_track, seg, self.text_encoder.encode([text])[0])

@@ -1,0 +1,114 @@
+"""The analysis result: what the CLI writes and the UI shows. Serialises to JSON and CSV."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from core import __version__
+from core.errors import MSAError
+from core.shapley import MODALITY_ORDER
+from core.types import SegmentResult
+
+UNTRAINED_WARNING = (
+    "UNTRAINED MODEL: no trained checkpoint was found, scores come from randomly initialised "
+    "weights and mean nothing"
+)
+
+
+@dataclass
+class AnalysisResult:
+    recording: dict[str, Any]
+    feature_spec: dict[str, Any]
+    model: dict[str, Any]
+    segments: list[SegmentResult]
+    warnings: list[str] = field(default_factory=list)
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    version: str = __version__
+
+    @property
+    def untrained(self) -> bool:
+        return bool(self.model.get("untrained"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return _finite(asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "AnalysisResult":
+        try:
+            segs = [SegmentResult(**s) for s in d["segments"]]
+            return cls(
+                recording=d["recording"],
+                feature_spec=d["feature_spec"],
+                model=d["model"],
+                segments=segs,
+                warnings=list(d.get("warnings", [])),
+                created=d.get("created", ""),
+                version=d.get("version", ""),
+            )
+        except (KeyError, TypeError) as exc:
+            raise MSAError(f"not an MSA Studio result file ({exc})") from None
+
+    def to_json(self, path: str | Path) -> None:
+        _atomic_write(Path(path), json.dumps(self.to_dict(), indent=2))
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "AnalysisResult":
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise MSAError(f"cannot read result {path}: {exc}") from None
+
+    def csv_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for i, s in enumerate(self.segments):
+            row: dict[str, Any] = {
+                "segment": i,
+                "start": round(s.start, 3),
+                "end": round(s.end, 3),
+                "text": s.text,
+                "score": round(s.score, 4),
+                "base_score": round(s.base_score, 4),
+            }
+            for m in MODALITY_ORDER:
+                row[f"contribution_{m}"] = round(s.contributions.get(m, float("nan")), 4)
+            for m in MODALITY_ORDER:
+                row[f"unimodal_{m}"] = round(s.unimodal[m], 4) if m in s.unimodal else ""
+            for k in sorted(s.mask_scores):
+                row[f"mask_{k}"] = round(s.mask_scores[k], 4)
+            row["warnings"] = "; ".join(s.warnings)
+            rows.append(row)
+        return rows
+
+    def to_csv(self, path: str | Path) -> None:
+        rows = self.csv_rows()
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("w", newline="", encoding="utf-8") as fh:
+            fieldnames = list(rows[0]) if rows else ["segment", "start", "end", "text", "score"]
+            writer = csv.DictWriter(fh, fieldnames=fieldnames)
+            writer.writeheader()
+            writer.writerows(rows)
+        tmp.replace(path)
+
+
+def _finite(obj: Any) -> Any:
+    """JSON has no NaN/inf; write null so other tools can parse the file."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    # Write-then-rename so an interrupted export never leaves a truncated file behind.
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,97 @@
+"""Dataclasses that flow between layers (media -> segmentation -> extractors -> engine -> UI)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class MediaInfo:
+    path: str
+    duration: float  # seconds (best estimate: container, else longest stream)
+    has_audio: bool
+    has_video: bool
+    video_fps: float | None = None
+    width: int | None = None
+    height: int | None = None
+    audio_sample_rate: int | None = None
+    audio_channels: int | None = None
+    container: str = ""
+    size_bytes: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Word:
+    text: str
+    start: float
+    end: float
+    probability: float = 1.0
+
+
+@dataclass
+class Segment:
+    """An utterance: the unit that gets one sentiment score."""
+
+    start: float
+    end: float
+    text: str = ""
+    words: list[Word] = field(default_factory=list)
+    source: str = "asr"  # "asr", "transcript", "window", "vad"
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.end - self.start)
+
+
+@dataclass
+class VisualTrack:
+    """Per-frame visual features for a whole recording; frames without a face are zero rows with
+    face_mask False (kept, not dropped, so time alignment survives)."""
+
+    times: np.ndarray  # (N,) seconds
+    features: np.ndarray  # (N, D) float32
+    face_mask: np.ndarray  # (N,) bool
+    landmarks: np.ndarray | None = None  # (N, 478, 2) normalised image coords, for the overlay
+
+
+@dataclass
+class AudioTrack:
+    """Frame-level acoustic features for a whole recording."""
+
+    times: np.ndarray  # (N,) frame centre times, seconds
+    features: np.ndarray  # (N, D) float32
+
+
+@dataclass
+class SegmentFeatures:
+    """Model input for one segment. Masks are True where a step is valid."""
+
+    text: np.ndarray  # (Tt, Dt) token features incl. CLS/SEP
+    text_ids: np.ndarray  # (Tt,) int64 token ids (for [UNK] masking and re-encoding)
+    audio: np.ndarray  # (Ta, Da)
+    audio_mask: np.ndarray  # (Ta,) bool
+    visual: np.ndarray  # (Tv, Dv)
+    visual_mask: np.ndarray  # (Tv,) bool, False for frames with no face
+
+    @property
+    def text_mask(self) -> np.ndarray:
+        return np.ones(len(self.text_ids), dtype=bool)
+
+
+@dataclass
+class SegmentResult:
+    start: float
+    end: float
+    text: str
+    score: float  # fused sentiment in [-3, 3]
+    unimodal: dict[str, float] = field(default_factory=dict)  # "text"/"audio"/"visual" -> score
+    contributions: dict[str, float] = field(default_factory=dict)  # Shapley values per modality
+    base_score: float = 0.0  # prediction with all modalities masked (Shapley baseline)
+    mask_scores: dict[str, float] = field(default_factory=dict)  # "TAV","TA_",... -> score
+    confidence: float | None = None  # std of the prediction where the model gives one
+    warnings: list[str] = field(default_factory=list)

@@ -52,13 +52,13 @@ class InferenceEngine:
         self.checkpoint_path = checkpoint or default_checkpoint(self.model_name)
         self.meta: dict[str, Any] = {}
         if self.checkpoint_path:
-            self.model, self.meta = load_checkpoint(self.checkpoint_path, device=self.device, expected_spec=spec)
-            loaded_name = str(self.meta.get("model", self.model_name)).lower()
-            if loaded_name != self.model_name:
+            self.model, meta = load_checkpoint(self.checkpoint_path, device=self.device, expected_spec=spec)
+            if meta.model_name.lower() != self.model_name:
                 raise MSAError(
-                    f"checkpoint {self.checkpoint_path} holds model {loaded_name!r}, not {self.model_name!r}"
+                    f"checkpoint {self.checkpoint_path} holds model {meta.model_name!r}, not {self.model_name!r}"
                 )
-            self.spec = FeatureSpec.from_dict(self.meta["feature_spec"])
+            self.meta = meta.to_dict()
+            self.spec = meta.spec
             self.untrained = False
         else:
             if not allow_untrained:

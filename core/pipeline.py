@@ -94,7 +94,7 @@ class FeaturePipeline:
         # One landmarker per recording: VIDEO mode needs increasing timestamps within a stream.
         from core.extractors.visual import MediaPipeFaceExtractor
 
-        return MediaPipeFaceExtractor(keep_landmarks=self.keep_landmarks)
+        return MediaPipeFaceExtractor.from_spec(self.spec.visual, keep_landmarks=self.keep_landmarks)
 
     # -- whole recordings -------------------------------------------------------------------
     def extract(self, path: str, transcript: str | None = None, ctx: RunContext | None = None) -> RecordingFeatures:

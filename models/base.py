@@ -7,13 +7,13 @@ and re-encoded, CLS/SEP kept.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import torch
 from torch import nn
 
-from core.feature_spec import FeatureSpec
+from core.feature_spec import MODALITIES, FeatureSpec
 
 
 @dataclass
@@ -55,11 +55,38 @@ class MSAModel(nn.Module):
     #: True when the model was designed for the LNLN missing-modality regime and needs the complete
     #: view in training_loss (LNLN, EMT-DLFR).
     uses_complete_view: bool = False
+    #: True when training_loss also needs the model's output on the complete view (complete_out).
+    needs_complete_forward: bool = False
 
     def __init__(self, spec: FeatureSpec, **config: Any) -> None:
         super().__init__()
         self.spec = spec
         self.config: dict[str, Any] = dict(config)
+        # Per-column input standardisation. The extractors emit physical units (Hz, dB, degrees), so
+        # the trainer sets these from training data (set_input_stats); they live in the state dict,
+        # so a checkpoint carries its own normalisation. Identity until set.
+        for m in MODALITIES:
+            self.register_buffer(f"input_mean_{m}", torch.zeros(spec.modality(m).dim))
+            self.register_buffer(f"input_std_{m}", torch.ones(spec.modality(m).dim))
+        self.register_forward_pre_hook(_standardise_inputs)
+
+    def set_input_stats(self, stats: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """stats[modality] = (mean (D,), std (D,)) over valid training steps; see input_stats()."""
+        for m, (mean, std) in stats.items():
+            getattr(self, f"input_mean_{m}").copy_(torch.as_tensor(mean, dtype=torch.float32))
+            getattr(self, f"input_std_{m}").copy_(torch.as_tensor(std, dtype=torch.float32).clamp_min(1e-6))
+
+    def standardise(self, batch: ModalityBatch) -> ModalityBatch:
+        """(x - mean) / std on valid steps; invalid (missing/padded) steps stay exactly zero so that
+        LNLN's "missing = zero" convention survives normalisation."""
+        out = {}
+        for m in MODALITIES:
+            x = getattr(batch, m)
+            mask = getattr(batch, f"{m}_mask")
+            mean = getattr(self, f"input_mean_{m}")
+            std = getattr(self, f"input_std_{m}")
+            out[m] = ((x - mean) / std) * mask.unsqueeze(-1).to(x.dtype)
+        return replace(batch, **out)
 
     def forward(self, batch: ModalityBatch) -> ModelOutput:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -81,3 +108,22 @@ class MSAModel(nn.Module):
 
     def on_epoch_end(self, epoch: int) -> None:
         """Hook for models with state updated per epoch (Self-MM's ULGM)."""
+
+
+def _standardise_inputs(module: MSAModel, args: tuple, kwargs: dict | None = None):
+    # forward pre-hook: every subclass gets standardised inputs without having to remember it.
+    if args and isinstance(args[0], ModalityBatch):
+        return (module.standardise(args[0]),) + tuple(args[1:])
+    return None
+
+
+def input_stats(batches: list[ModalityBatch]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Mean/std per feature column over the valid steps of the given (complete) batches."""
+    stats = {}
+    for m in MODALITIES:
+        rows = [getattr(b, m)[getattr(b, f"{m}_mask")] for b in batches]
+        x = torch.cat([r.reshape(-1, r.shape[-1]) for r in rows]) if rows else torch.zeros(0)
+        if x.numel() == 0:
+            continue
+        stats[m] = (x.mean(0), x.std(0, unbiased=False).clamp_min(1e-6))
+    return stats

@@ -1,0 +1,169 @@
+"""Live mode glue: capture sources + core.live.LiveAnalyzer, bridged to Qt signals.
+
+Sources and the analyzer run on their own threads; this object re-emits their results as Qt
+signals (delivered on the GUI thread) and keeps only the newest preview frame, which a GUI timer
+paints at ~15 fps, so a fast camera can never flood the event loop.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from core.errors import MSAError
+
+
+@dataclass
+class LiveConfig:
+    camera: str | None = None  # device index, stream URL or video file; None = no camera
+    mic: str | None = "default"  # "default", a PulseAudio/PortAudio device name, or None
+    mic_backend: str = "auto"  # auto | sounddevice | parec | file
+    audio_file: str | None = None  # with mic_backend="file": play this media file's audio
+    window: float = 4.0
+    hop: float = 1.0
+    record_path: str | None = None
+    model: str = "lnln"
+    device: str = "auto"
+
+
+class LiveController(QObject):
+    started = Signal()
+    stopped = Signal()
+    failed = Signal(str)
+    resultReady = Signal(object)  # core.live.LiveResult
+    warning = Signal(str)
+
+    def __init__(self, cache, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.cache = cache
+        self.config: LiveConfig | None = None
+        self.analyzer = None
+        self.components = None
+        self.camera = None
+        self.mic = None
+        self.recorder = None
+        self._latest_frame: tuple[np.ndarray, float] | None = None
+        self._latest_landmarks: np.ndarray | None = None
+        self._frame_lock = threading.Lock()
+        self._starting = False
+        self.recorded_files: list[Path] = []
+        self.plot_lags: list[float] = []
+
+    # ------------------------------------------------------------------------- lifecycle
+    @property
+    def running(self) -> bool:
+        return self.analyzer is not None and self.analyzer.running
+
+    def start(self, config: LiveConfig) -> None:
+        """Load models and open devices on a worker thread; `started` or `failed` follows."""
+        if self.running or self._starting:
+            return
+        if config.camera is None and config.mic is None and config.mic_backend != "file":
+            self.failed.emit("choose a camera or a microphone first")
+            return
+        self._starting = True
+        self.config = config
+        threading.Thread(target=self._start_worker, args=(config,), name="live-start", daemon=True).start()
+
+    def _start_worker(self, config: LiveConfig) -> None:
+        from core.live import LiveAnalyzer, PipelineLiveComponents
+        from core.live_sources import ArrayAudioSource, CameraSource, LiveRecorder, MicSource
+
+        try:
+            engine = self.cache.engine(config.model, config.device)
+            pipeline = self.cache.pipeline(engine.spec, engine.device)
+            components = PipelineLiveComponents(pipeline)
+            components.warm_up()
+            analyzer = LiveAnalyzer(
+                engine, components, window=config.window, hop=config.hop,
+                on_result=self.resultReady.emit, on_error=self.warning.emit, on_landmarks=self._on_landmarks,
+            )
+            recorder = LiveRecorder(config.record_path) if config.record_path else None
+
+            def on_frame(frame: np.ndarray, t: float) -> None:
+                analyzer.push_frame(frame, t)
+                with self._frame_lock:
+                    self._latest_frame = (frame, t)
+                if recorder is not None:
+                    recorder.add_frame(frame, t)
+
+            def on_audio(samples: np.ndarray, t: float) -> None:
+                analyzer.push_audio(samples, t)
+                if recorder is not None:
+                    recorder.add_audio(samples, t)
+
+            camera = CameraSource(config.camera, on_frame) if config.camera is not None else None
+            if config.mic_backend == "file":
+                if not config.audio_file:
+                    raise MSAError("no audio file chosen for the file microphone")
+                mic = ArrayAudioSource.from_media(config.audio_file, on_audio, loop=True)
+            elif config.mic is not None:
+                device = None if config.mic in ("", "default") else config.mic
+                mic = MicSource(on_audio, device=device, backend=config.mic_backend)
+            else:
+                mic = None
+            analyzer.start()
+            for src in (camera, mic):
+                if src is not None:
+                    src.start()
+        except MSAError as exc:
+            self._starting = False
+            self.failed.emit(str(exc))
+            return
+        except Exception as exc:  # device libraries raise all sorts of things
+            self._starting = False
+            self.failed.emit(f"{exc.__class__.__name__}: {exc}")
+            return
+        self.analyzer, self.components, self.camera, self.mic, self.recorder = analyzer, components, camera, mic, recorder
+        self.plot_lags = []
+        self._starting = False
+        self.started.emit()
+
+    def stop(self, timeout: float = 1.0) -> bool:
+        """Stop sources and analysis; True when every thread ended within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        ok = True
+        for src in (self.camera, self.mic):
+            if src is not None:
+                ok &= src.stop(max(0.05, deadline - time.monotonic()))
+        if self.analyzer is not None:
+            ok &= self.analyzer.stop(max(0.05, deadline - time.monotonic()))
+        if self.recorder is not None:
+            self.recorded_files = self.recorder.close()
+        if self.components is not None:
+            self.components.close()
+        was_running = self.analyzer is not None
+        self.analyzer = self.camera = self.mic = self.recorder = self.components = None
+        with self._frame_lock:
+            self._latest_frame = None
+        if was_running:
+            self.stopped.emit()
+        return ok
+
+    # --------------------------------------------------------------------------- polling
+    def _on_landmarks(self, t: float, landmarks: np.ndarray | None) -> None:  # noqa: ARG002
+        self._latest_landmarks = landmarks
+
+    def take_frame(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Newest preview frame (or None when unchanged) and the newest face landmarks."""
+        with self._frame_lock:
+            item, self._latest_frame = self._latest_frame, None
+        return (item[0] if item else None), self._latest_landmarks
+
+    def source_errors(self) -> list[str]:
+        errs = []
+        for name, src in (("camera", self.camera), ("microphone", self.mic)):
+            if src is not None and src.error:
+                errs.append(f"{name}: {src.error}")
+        return errs
+
+    def record_plot_lag(self, result) -> float:
+        """Lag from the window's last captured sample to now (the moment the score is plotted)."""
+        lag = time.monotonic() - result.captured_at
+        self.plot_lags.append(lag)
+        del self.plot_lags[:-600]
+        return lag

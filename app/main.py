@@ -1,0 +1,42 @@
+"""GUI entry point: `msa-studio` with no arguments, or `python -m app.main [FILE] [--live]`."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="msa-studio-gui", description="MSA Studio desktop application")
+    p.add_argument("path", nargs="?", help="a recording or .msasession file to open")
+    p.add_argument("--model", default="lnln", help="model to analyse with (default: lnln)")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    p.add_argument("--live", action="store_true", help="start on the Live tab")
+    p.add_argument("--camera", help="live camera: device index, stream URL or video file")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    # Qt Multimedia logs every missing optional backend (pipewire, VA-API) at startup; not useful.
+    os.environ.setdefault("QT_LOGGING_RULES", "qt.multimedia.*=false")
+    from PySide6.QtWidgets import QApplication
+
+    from app.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("MSA Studio")
+    app.setOrganizationName("MSA Studio")
+    window = MainWindow(model=args.model, device=args.device)
+    window.show()
+    if args.camera:
+        window.live_panel.select_camera_url(args.camera)
+    if args.live:
+        window.tabs.setCurrentIndex(2)
+    if args.path:
+        window.open_path(args.path)
+    return int(app.exec())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

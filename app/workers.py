@@ -1,0 +1,182 @@
+"""Background work for the GUI: analysis jobs and short tasks, bridged to Qt signals.
+
+The engine and pipeline are plain Python objects (core/); they run on Python threads and report
+through Qt signals, which Qt delivers on the GUI thread (queued connections), so the UI never blocks
+and never touches widgets from a worker thread.
+
+Why threads and not a process: extraction is dominated by native code that releases the GIL
+(CTranslate2, MediaPipe, librosa/numpy, torch), and a thread can hand the cached features
+(hundreds of MB for long files) to the UI without pickling. Cancellation is cooperative via
+RunContext.cancel; the UI returns to idle at once and ignores anything a cancelled job still emits.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, Signal
+
+from core.errors import Cancelled, MSAError
+
+
+class ModelCache:
+    """Keeps loaded pipelines/engines: loading Whisper/MiniLM/MediaPipe/a checkpoint takes seconds,
+    switching back and forth between models should not."""
+
+    def __init__(self) -> None:
+        self._engines: dict[tuple[str, str, str | None], Any] = {}
+        self._pipelines: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def engine(self, model: str, device: str = "auto", checkpoint: str | None = None):
+        from core.devices import resolve_device
+        from core.engine import InferenceEngine
+
+        key = (model.lower(), resolve_device(device), checkpoint)
+        with self._lock:
+            if key not in self._engines:
+                self._engines[key] = InferenceEngine(model, checkpoint, device=key[1])
+            return self._engines[key]
+
+    def preload(self, model: str, device: str = "auto") -> None:
+        """Import and load everything an analysis needs (torch, transformers, Whisper, MediaPipe).
+
+        Run on a background thread right after the window appears: these imports hold the GIL
+        for long stretches, which is harmless while the user is choosing a file but would make
+        the UI stutter if it happened during the first analysis."""
+        engine = self.engine(model, device)
+        pipeline = self.pipeline(engine.spec, engine.device)
+        pipeline.text_encoder.encode(["warm up"])
+        _ = pipeline.asr.model
+        with pipeline.new_visual_extractor() as extractor:
+            extractor._ensure_open()
+        from core import segmentation  # noqa: F401  (Silero VAD / onnxruntime import)
+
+    def pipeline(self, spec, device: str = "cpu"):
+        from core.pipeline import FeaturePipeline
+
+        key = (spec.fingerprint(), device)
+        with self._lock:
+            if key not in self._pipelines:
+                # Landmarks are kept for the video overlay (478 x 2 floats per visual frame).
+                self._pipelines[key] = FeaturePipeline(spec, device=device, keep_landmarks=True)
+            return self._pipelines[key]
+
+
+class Task(QObject):
+    """Run `fn()` on a daemon thread; `done(result)` or `failed(message)` arrive on the GUI thread."""
+
+    done = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, fn: Callable[[], Any], name: str = "task", parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.fn = fn
+        self.name = name
+        self.thread: threading.Thread | None = None
+        self.finished_at: float | None = None
+
+    def start(self) -> "Task":
+        self.thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            out = self.fn()
+        except MSAError as exc:
+            self.finished_at = time.monotonic()
+            self.failed.emit(str(exc))
+            return
+        except Exception as exc:  # programming errors: show the type, log the traceback
+            traceback.print_exc()
+            self.finished_at = time.monotonic()
+            self.failed.emit(f"{exc.__class__.__name__}: {exc}")
+            return
+        self.finished_at = time.monotonic()
+        self.done.emit(out)
+
+    def is_running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+
+class AnalysisJob(QObject):
+    """analyze_file on a worker thread with per-stage progress and cooperative cancel."""
+
+    progress = Signal(str, float, str)  # stage, fraction, message
+    finished = Signal(object)  # AnalysisSession
+    failed = Signal(str)
+    cancelled = Signal()
+
+    def __init__(
+        self,
+        path: str,
+        cache: ModelCache,
+        model: str = "lnln",
+        device: str = "auto",
+        transcript: str | None = None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        from core.progress import RunContext
+
+        self.path = path
+        self.cache = cache
+        self.model = model
+        self.device = device
+        self.transcript = transcript
+        self.ctx = RunContext(progress=self._on_progress)
+        self.thread: threading.Thread | None = None
+        self.cancel_requested_at: float | None = None
+        self.ended_at: float | None = None
+
+    def _on_progress(self, stage: str, fraction: float, message: str) -> None:
+        self.progress.emit(stage, fraction, message)
+
+    def start(self) -> "AnalysisJob":
+        self.thread = threading.Thread(target=self._run, name="analysis", daemon=True)
+        self.thread.start()
+        return self
+
+    def cancel(self) -> None:
+        if self.cancel_requested_at is None:
+            self.cancel_requested_at = time.monotonic()
+        self.ctx.cancel.cancel()
+
+    def is_running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def _run(self) -> None:
+        from app.session_model import AnalysisSession
+        from core.analyzer import analyze_file
+
+        try:
+            self.ctx.report("load", 0.0, f"loading model {self.model}")
+            engine = self.cache.engine(self.model, self.device)
+            pipeline = self.cache.pipeline(engine.spec, engine.device)
+            self.ctx.report("load", 1.0, "models ready")
+            result, rec = analyze_file(
+                self.path, model=self.model, device=engine.device, transcript=self.transcript,
+                ctx=self.ctx, pipeline=pipeline, engine=engine,
+            )
+            session = AnalysisSession(result, rec, engine=engine, pipeline=pipeline, source_path=self.path)
+        except Cancelled:
+            self.ended_at = time.monotonic()
+            self.cancelled.emit()
+            return
+        except MSAError as exc:
+            self.ended_at = time.monotonic()
+            self.failed.emit(str(exc))
+            return
+        except Exception as exc:
+            traceback.print_exc()
+            self.ended_at = time.monotonic()
+            self.failed.emit(f"{exc.__class__.__name__}: {exc}")
+            return
+        self.ended_at = time.monotonic()
+        if self.ctx.cancel.cancelled:
+            self.cancelled.emit()
+        else:
+            self.finished.emit(session)

@@ -1,0 +1,98 @@
+"""`msa-studio batch DIR --out DIR`: analyse every recording in a folder, resumable, optionally on Ray."""
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from pathlib import Path
+
+NAME = "batch"
+HELP = "analyse every recording in a folder (resumes where it stopped; --ray to use a Ray cluster)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input_dir", metavar="DIR", help="folder with video/audio files (searched recursively)")
+    parser.add_argument("--out", required=True, help="output folder: one <file>.json per input + batch_summary.csv")
+    parser.add_argument("--model", default="lnln", help="model name (see `msa-studio models`); default lnln")
+    parser.add_argument("--checkpoint", help="checkpoint (.safetensors with its .json); default: the shipped one")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    parser.add_argument("--csv", action="store_true", help="also write one <file>.csv per input")
+    parser.add_argument("--no-recursive", action="store_true", help="only the top level of DIR")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="retry files that failed in an earlier run (skipped by default)")
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
+    parser.add_argument("--cache-dir", help="feature cache folder (default ~/.cache/msa-studio/features)")
+    parser.add_argument("--no-untrained", action="store_true",
+                        help="fail instead of running a model that has no trained checkpoint")
+    parser.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                        help="run on Ray: without ADDRESS start a local Ray instance; 'auto' or "
+                             "host:port / ray://host:10001 joins a cluster (inputs must be visible to "
+                             "the workers at the same path, or add --ship-files)")
+    parser.add_argument("--workers", type=int, help="Ray actors (default: CPUs / --cpus-per-worker)")
+    parser.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs reserved per Ray actor (default 1)")
+    parser.add_argument("--ship-files", action="store_true",
+                        help="Ray: send file contents to the workers (no shared filesystem needed)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from core.batch import BatchOptions, plan_batch, run_batch
+    from core.errors import MSAError
+    from core.progress import RunContext
+
+    if args.workers is not None and args.workers < 1:
+        raise MSAError("--workers must be at least 1")
+    if args.cpus_per_worker <= 0:
+        raise MSAError("--cpus-per-worker must be positive")
+    if args.ray is None and (args.workers or args.ship_files):
+        raise MSAError("--workers and --ship-files need --ray")
+    out = Path(args.out)
+    options = BatchOptions(
+        model=args.model, checkpoint=args.checkpoint, device=args.device,
+        allow_untrained=not args.no_untrained, write_csv=args.csv, recursive=not args.no_recursive,
+        retry_failed=args.retry_failed, use_cache=not args.no_cache, cache_dir=args.cache_dir,
+        ship_files=args.ship_files,
+    )
+    if not Path(args.input_dir).is_dir():
+        raise MSAError(f"input folder not found: {args.input_dir}")
+    out.mkdir(parents=True, exist_ok=True)
+    todo, done, failed_before = plan_batch(args.input_dir, out, options)
+    total = len(todo) + len(done) + len(failed_before)
+    if total == 0:
+        raise MSAError(f"no media files in {args.input_dir}")
+    print(f"{total} file(s): {len(done)} already done, {len(failed_before)} failed before"
+          f"{' (use --retry-failed)' if failed_before else ''}, {len(todo)} to analyse", file=sys.stderr)
+
+    bar = tqdm(total=len(todo), unit="file", file=sys.stderr, disable=args.quiet or not todo, dynamic_ncols=True)
+    lock = threading.Lock()
+    current = {"name": "", "stage": ""}
+
+    def on_stage(stage: str, fraction: float, message: str = "") -> None:
+        with lock:
+            if stage != current["stage"]:
+                current["stage"] = stage
+                bar.set_postfix_str(f"{current['name'][-40:]} [{stage}]", refresh=True)
+
+    def on_event(event: str, name: str, outcome) -> None:
+        with lock:
+            if event == "start":
+                current["name"] = name
+                bar.set_postfix_str(name[-40:], refresh=True)
+            elif event in ("done", "failed"):
+                bar.update(1)
+                if event == "failed":
+                    bar.write(f"failed: {name}: {outcome.error}", file=sys.stderr)
+
+    ctx = RunContext(progress=None if args.ray else on_stage)
+    try:
+        summary = run_batch(args.input_dir, out, options, ctx=ctx, on_event=on_event, ray_address=args.ray,
+                            workers=args.workers, cpus_per_worker=args.cpus_per_worker)
+    finally:
+        bar.close()
+    n_done, n_failed = len(summary.done), len(summary.failed)
+    print(f"{n_done} analysed, {len(summary.skipped)} skipped (done before), {n_failed} failed"
+          f"{', ' + str(len(summary.previously_failed)) + ' not retried' if summary.previously_failed else ''}"
+          f" -> {out}", file=sys.stderr)
+    return 1 if n_failed else 0

@@ -1,0 +1,101 @@
+"""`msa-studio train`: train a zoo model on a feature cache (or an MMSA pickle)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+NAME = "train"
+HELP = "train a model on extracted features (LNLN missing-data regime by default)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="model name (see `msa-studio models`)")
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", metavar="FEATURES", help="feature cache made by `msa-studio extract-dataset`")
+    src.add_argument("--mmsa-pkl", metavar="PATH",
+                     help="MMSA aligned_50.pkl/unaligned_50.pkl instead of --data. WARNING: a pickle can run "
+                          "arbitrary code when loaded; only use files you trust")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder for the checkpoint and history")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
+    parser.add_argument("--weight-decay", type=float, default=1e-4)
+    parser.add_argument("--seed", type=int, default=1111)
+    parser.add_argument("--missing", choices=("lnln", "none"), default="lnln",
+                        help="training regime: lnln = per-sample random missing rates, half the samples complete "
+                             "(default); none = complete data. Dropped words become [UNK] and are re-encoded "
+                             "with MiniLM; for MMSA BERT features their features are zeroed instead")
+    parser.add_argument("--patience", type=int, default=8, help="early-stopping patience in epochs")
+    parser.add_argument("--select", default="MAE", help="validation metric for model selection (default MAE)")
+    parser.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
+                        help="model config override (VALUE parsed as JSON when possible); repeatable")
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    from core.errors import MSAError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise MSAError(f"--config expects KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from cli.progress_bar import StageProgress
+    from core.devices import resolve_device
+    from core.progress import RunContext
+    from models.data import holdout_split, load_splits
+    from models.missing import default_text_reencoder
+    from models.registry import MODELS, model_names
+    from models.train import train_model
+
+    model_names()  # imports the zoo
+    MODELS.get(args.model)  # unknown model -> one-line error before loading any data
+    device = resolve_device(args.device)
+    config = parse_overrides(args.config)
+    spec, splits = load_splits(args.data, args.mmsa_pkl)
+    from core.errors import MSAError
+
+    if "train" not in splits:
+        raise MSAError("the data has no training samples (split 'train')")
+    train_ds = splits["train"]
+    valid_ds = splits.get("valid")
+    if valid_ds is None:
+        print("warning: no validation split; holding out 10% of the training samples", file=sys.stderr)
+        train_ds, valid_ds = holdout_split(train_ds, 0.1, args.seed)
+
+    reencode = None
+    if args.missing == "lnln":
+        reencode, reason = default_text_reencoder(spec.text.extractor, device)
+        if reason:
+            print(f"warning: {reason}", file=sys.stderr)
+
+    out = Path(args.out)
+    bar = StageProgress(enabled=not args.quiet)
+    try:
+        model, history, best = train_model(
+            args.model, train_ds, valid_ds, spec, epochs=args.epochs, batch_size=args.batch_size,
+            lr=args.lr, weight_decay=args.weight_decay, seed=args.seed, missing=args.missing,
+            reencode=reencode, device=device, ctx=RunContext(progress=bar), out_dir=out, config=config,
+            patience=args.patience, select_metric=args.select,
+            data_info={"source": str(args.data or args.mmsa_pkl), "spec": spec.name,
+                       "spec_fingerprint": spec.fingerprint()},
+        )
+    finally:
+        bar.close()
+    (out / f"{args.model}.history.json").write_text(json.dumps(history.to_dict(), indent=2, default=str) + "\n")
+    print(f"best epoch {history.best_epoch}/{len(history.epochs)}: "
+          + ", ".join(f"{k} {v:.4f}" for k, v in best.items()), file=sys.stderr)
+    print(history.checkpoint)
+    return 0

@@ -1,0 +1,125 @@
+"""User transcripts: SubRip (.srt), WebVTT (.vtt) and plain text.
+
+Plain text carries no times: each non-empty line becomes one `Segment` with start = end = -1
+(`UNTIMED`) and source "transcript"; `core.segmentation.align_transcript` places them on the
+speech afterwards. Subtitle files keep their cue times.
+
+Encoding: UTF-8 (with or without BOM), UTF-16 when it has a BOM; otherwise cp1252 (what Windows
+editors write) and finally latin-1, with a ctx warning, so a stray byte never aborts a run.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from core.errors import MSAError
+from core.progress import RunContext
+from core.types import Segment
+
+UNTIMED = -1.0
+
+# hh:mm:ss,mmm (SRT) or [hh:]mm:ss.mmm (VTT); lenient about the separator and digit counts.
+_TIME = r"(?:(\d+):)?(\d{1,2}):(\d{1,2})(?:[.,](\d{1,3}))?"
+_CUE_LINE = re.compile(rf"^\s*{_TIME}\s*-->\s*{_TIME}")
+_TAG = re.compile(r"<[^>]*>|\{\\[^}]*\}")  # <i>, <c.yellow>, <00:01.000>, {\an8}
+
+
+def load_transcript(path: str | os.PathLike, ctx: RunContext | None = None) -> list[Segment]:
+    """Parse a transcript file into segments (format chosen by content, then extension)."""
+    p = Path(path)
+    if not p.is_file():
+        raise MSAError(f"transcript not found: {p}")
+    text = _decode(p.read_bytes(), p.name, ctx)
+    if not text.strip():
+        raise MSAError(f"transcript is empty: {p.name}")
+    return parse_transcript(text, name=p.name, suffix=p.suffix.lower(), ctx=ctx)
+
+
+def parse_transcript(text: str, name: str = "transcript", suffix: str = "",
+                     ctx: RunContext | None = None) -> list[Segment]:
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    stripped = text.lstrip()
+    if stripped.startswith("WEBVTT") or suffix == ".vtt":
+        segments = _parse_cues(text, name, ctx, vtt=True)
+    elif suffix == ".srt" or any(_CUE_LINE.match(line) for line in text.split("\n")):
+        segments = _parse_cues(text, name, ctx, vtt=False)
+    else:
+        segments = _parse_plain(text)
+    if not segments:
+        raise MSAError(f"transcript has no text: {name}")
+    return segments
+
+
+def is_untimed(segment: Segment) -> bool:
+    return segment.start < 0 or segment.end < 0
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def _decode(raw: bytes, name: str, ctx: RunContext | None) -> str:
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    for encoding in ("cp1252", "latin-1"):  # latin-1 maps every byte, so this always ends
+        try:
+            text = raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if ctx is not None:
+            ctx.warn(f"{name} is not UTF-8; read it as {encoding}")
+        return text
+    raise AssertionError("unreachable: latin-1 decodes any byte string")
+
+
+def _seconds(h: str | None, m: str, s: str, frac: str | None) -> float:
+    ms = int((frac or "0").ljust(3, "0")[:3])
+    return int(h or 0) * 3600 + int(m) * 60 + int(s) + ms / 1000.0
+
+
+def _clean(line: str) -> str:
+    return " ".join(_TAG.sub("", line).split())
+
+
+def _parse_cues(text: str, name: str, ctx: RunContext | None, vtt: bool) -> list[Segment]:
+    """Shared SRT/VTT cue reader: a cue is a time line followed by text lines up to a blank line.
+    Index lines (SRT) and cue identifiers (VTT) before the time line are ignored."""
+    segments: list[Segment] = []
+    skipped = 0
+    blocks = re.split(r"\n\s*\n", text)
+    for block in blocks:
+        lines = [ln for ln in block.split("\n") if ln.strip()]
+        if not lines:
+            continue
+        head = lines[0].strip()
+        if vtt and (head.startswith(("WEBVTT", "NOTE", "STYLE", "REGION"))):
+            continue
+        time_idx = next((i for i, ln in enumerate(lines[:3]) if "-->" in ln), None)
+        if time_idx is None:
+            skipped += 1
+            continue
+        match = _CUE_LINE.match(lines[time_idx])
+        if match is None:
+            skipped += 1
+            continue
+        g = match.groups()
+        start, end = _seconds(*g[:4]), _seconds(*g[4:])
+        if end < start:
+            skipped += 1
+            continue
+        body = _clean(" ".join(lines[time_idx + 1:]))
+        if body:
+            segments.append(Segment(start=start, end=end, text=body, source="transcript"))
+    if skipped and ctx is not None:
+        ctx.warn(f"{name}: skipped {skipped} malformed cue(s)")
+    segments.sort(key=lambda s: (s.start, s.end))
+    return segments
+
+
+def _parse_plain(text: str) -> list[Segment]:
+    return [Segment(start=UNTIMED, end=UNTIMED, text=line, source="transcript")
+            for line in (_clean(ln) for ln in text.split("\n")) if line]

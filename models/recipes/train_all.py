@@ -1,0 +1,244 @@
+"""Rebuild every shipped default checkpoint from ../shared/data (issue #4).
+
+    python -m models.recipes.train_all --data ../shared/data --out assets --work /tmp/msa_work
+
+Stages: prepare_text / prepare_audio / prepare_visual (feature caches under WORK) -> unimodal
+probes -> composed corpus -> train every registered model with the LNLN missing-data regime ->
+evaluate (composed dev, MOSI dev text-only, robustness curve r = 0..0.9) -> copy checkpoints to
+OUT/checkpoints and write model cards to OUT/model_cards (make_cards.py).
+
+Reports land in OUT/model_cards/reports/<model>.json (the cards' only source of numbers). Every
+random choice derives from common.BASE_SEED and the per-model SEEDS below; the whole run is
+designed for 2 CPU cores and under an hour (`--quick` for a smoke pass).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.recipes.common import CORPUS_VERSION, Stopwatch, data_dir, limit_threads, log, read_json, write_json
+
+#: Model-specific overrides of the trainer defaults; everything else is the model's own defaults.
+TRAIN_OVERRIDES: dict[str, dict[str, Any]] = {
+    "lnln": {"lr": 5e-4},
+    "emt-dlfr": {"lr": 5e-4},
+    "mult": {"lr": 5e-4},
+}
+SEED = 1111
+EPOCHS = 12
+PATIENCE = 4
+BATCH_SIZE = 32
+ROBUSTNESS_SEEDS = (1111, 1112)
+
+
+def model_list(only: list[str] | None) -> list[str]:
+    from models.registry import model_names
+
+    names = model_names()
+    if only:
+        unknown = sorted(set(only) - set(names))
+        if unknown:
+            raise SystemExit(f"unknown model(s) {unknown}; known: {names}")
+        names = [n for n in names if n in only]
+    return names
+
+
+def text_encoder():
+    from core.extractors.text import MiniLMTextEncoder
+    from core.feature_spec import default_spec
+
+    return MiniLMTextEncoder(max_len=default_spec().text.max_len)
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def absent_modalities_item(text: np.ndarray, ids: np.ndarray):
+    """A text-only sample exactly as the pipeline builds one for a file without audio and video."""
+    from core.types import SegmentFeatures
+
+    return SegmentFeatures(text=np.asarray(text, np.float32), text_ids=np.asarray(ids, np.int64),
+                           audio=np.zeros((1, 69), np.float32), audio_mask=np.zeros(1, bool),
+                           visual=np.zeros((1, 58), np.float32), visual_mask=np.zeros(1, bool))
+
+
+def mosi_dev_text_only(data: Path, encoder=None):
+    """MOSI dev transcripts through the pipeline's text encoder, audio/visual absent."""
+    from core.feature_spec import default_spec
+    from models.data import InMemoryDataset
+    from models.recipes.prepare_text import read_mosi
+
+    rows = [r for r in read_mosi(data) if r["split"] == "dev"]
+    enc = encoder or text_encoder()
+    encoded = enc.encode([r["text"] for r in rows], batch_size=64)
+    items = [absent_modalities_item(f, i) for f, i in encoded]
+    return InMemoryDataset(default_spec(), items, [float(r["label"]) for r in rows], [r["id"] for r in rows])
+
+
+def eval_text_only(model, data: Path, encoder=None, ds=None) -> dict[str, float]:
+    """MMSA metrics on MOSI dev from text alone (the number tests/test_default_weights.py re-computes)."""
+    from models.metrics import regression_metrics
+    from models.train import predict
+
+    ds = ds if ds is not None else mosi_dev_text_only(data, encoder)
+    return regression_metrics(predict(model, ds, batch_size=64), ds.labels)
+
+
+def eval_masks(model, ds, encoder) -> dict[str, dict[str, float]]:
+    """Composed-dev metrics with whole modalities removed (engine's masking: zero rows / [UNK] text)."""
+    import torch
+
+    from models.metrics import regression_metrics
+    from models.missing import mask_modalities
+    from models.train import predict
+
+    out = {}
+    for key, keep in (("TAV", {"text", "audio", "visual"}), ("T__", {"text"}), ("_A_", {"audio"}),
+                      ("__V", {"visual"}), ("_AV", {"audio", "visual"})):
+        def tf(batch, keep=keep):
+            return mask_modalities(batch, keep, unk_id=encoder.unk_id, reencode=encoder.encode_ids)
+
+        with torch.no_grad():
+            out[key] = regression_metrics(predict(model, ds, batch_size=64, transform=tf), ds.labels)
+    return out
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def train_one(name: str, train_ds, dev_ds, text_ds, work: Path, out: Path, encoder, corpus: dict, epochs: int,
+              robustness_seeds: tuple[int, ...], reencode_train: bool) -> dict[str, Any]:
+    import torch
+
+    from core.feature_spec import default_spec
+    from models.checkpoint import read_checkpoint_meta, save_checkpoint
+    from models.evaluate import evaluate_robustness, write_report
+    from models.train import train_model
+
+    watch = Stopwatch()
+    overrides = dict(TRAIN_OVERRIDES.get(name, {}))
+    lr = float(overrides.pop("lr", 1e-3))
+    ckpt_dir = work / "checkpoints"
+    data_info = {"corpus": corpus["version"], "corpus_sha256": corpus["sha256"], "recipe": "models.recipes.train_all"}
+    log(f"train: {name} (lr {lr}, {epochs} epochs max, {len(train_ds)} train / {len(dev_ds)} dev)")
+    model, history, valid = train_model(
+        name, train_ds, dev_ds, default_spec(), epochs=epochs, batch_size=BATCH_SIZE, lr=lr, seed=SEED,
+        missing="lnln", reencode=encoder.encode_ids if reencode_train else None, unk_id=encoder.unk_id,
+        out_dir=ckpt_dir, config=overrides, patience=PATIENCE, data_info=data_info,
+    )
+    train_seconds = watch.seconds
+    log(f"train: {name} done in {train_seconds} s, best epoch {history.best_epoch}, dev MAE {valid['MAE']:.3f}")
+    model.eval()
+    with torch.no_grad():
+        text_only = eval_text_only(model, Path(), ds=text_ds)
+        masks = eval_masks(model, dev_ds, encoder)
+        robust = evaluate_robustness(model, dev_ds, seeds=robustness_seeds, unk_id=encoder.unk_id,
+                                     reencode=encoder.encode_ids, model_name=name)
+    report_dir = out / "model_cards" / "reports"
+    write_report(robust, report_dir, stem=f"{name}.robustness")
+    meta = read_checkpoint_meta(ckpt_dir / f"{name}.safetensors")
+    training = dict(meta.training)
+    training.update({"train_seconds": train_seconds, "reencode_text_in_training": reencode_train})
+    metrics = {"composed_dev": valid, "mosi_dev_text_only": text_only,
+               "robustness_average": robust["average"]}
+    dest = save_checkpoint(out / "checkpoints", model, model_name=name, config=meta.config, spec=default_spec(),
+                           training=training, metrics=metrics)
+    report = {
+        "model": name, "checkpoint": str(dest.relative_to(out.parent)) if out.parent in dest.parents else str(dest),
+        "checkpoint_bytes": dest.stat().st_size, "parameters": int(sum(p.numel() for p in model.parameters())),
+        "config": meta.config, "training": training, "history": history.to_dict(),
+        "composed_dev": valid, "composed_dev_masks": masks, "mosi_dev_text_only": text_only,
+        "robustness": {"rates": robust["rates"], "seeds": robust["seeds"], "text_reencoded": robust["text_reencoded"],
+                       "per_rate": [{"rate": r["rate"], "mean": r["mean"], "std": r["std"]} for r in robust["per_rate"]],
+                       "average": robust["average"]},
+        "seconds": watch.seconds,
+    }
+    write_json(report_dir / f"{name}.json", report)
+    log(f"train: {name} evaluated; text-only MOSI dev Acc2 {text_only['Non0_acc_2']:.3f}, total {watch.seconds} s")
+    return report
+
+
+def run(data: Path, out: Path, work: Path, models: list[str], epochs: int, quick: bool, jobs: int,
+        reencode_train: bool) -> dict[str, Any]:
+    from models.recipes.compose import ComposeConfig, compose, load_split
+    from models.recipes.make_cards import make_cards
+    from models.recipes.prepare_audio import prepare_audio
+    from models.recipes.prepare_text import prepare_text
+    from models.recipes.prepare_visual import prepare_visual
+    from models.recipes.unimodal import run_unimodal
+
+    watch = Stopwatch()
+    work.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    t = Stopwatch()
+    prepare_text(data, work)
+    timings["prepare_text"] = t.seconds
+    t = Stopwatch()
+    prepare_audio(data, work, jobs=jobs)
+    timings["prepare_audio"] = t.seconds
+    t = Stopwatch()
+    prepare_visual(data, work)
+    timings["prepare_visual"] = t.seconds
+    t = Stopwatch()
+    unimodal = run_unimodal(work)
+    timings["unimodal"] = t.seconds
+    t = Stopwatch()
+    cfg = ComposeConfig(replicas_train=1) if quick else ComposeConfig()
+    corpus = compose(work, cfg, force=True)
+    train_ds, dev_ds = load_split(work, "train", cfg), load_split(work, "dev", cfg)
+    timings["compose"] = t.seconds
+    encoder = text_encoder()
+    text_ds = mosi_dev_text_only(data, encoder)
+    write_json(out / "model_cards" / "reports" / "unimodal.json", unimodal)
+    write_json(out / "model_cards" / "reports" / "corpus.json", corpus)
+    write_json(out / "model_cards" / "reports" / "visual_info.json", read_json(work / "visual" / "info.json"))
+    reports = {}
+    for name in models:
+        t = Stopwatch()
+        reports[name] = train_one(name, train_ds, dev_ds, text_ds, work, out, encoder, corpus, epochs,
+                                  ROBUSTNESS_SEEDS[:1] if quick else ROBUSTNESS_SEEDS, reencode_train)
+        timings[f"model:{name}"] = t.seconds
+    timings["total"] = watch.seconds
+    run_info = {"timings_s": timings, "models": models, "epochs": epochs, "quick": quick, "cpu_count": os.cpu_count(),
+                "torch_threads": _torch_threads(), "corpus": CORPUS_VERSION,
+                "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "command": f"python -m models.recipes.train_all --data {data} --out {out} --work {work}"
+                           + (" --quick" if quick else "")}
+    write_json(out / "model_cards" / "reports" / "run.json", run_info)
+    make_cards(out)
+    log(f"all done in {watch.seconds} s")
+    return run_info
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="../shared/data")
+    ap.add_argument("--out", default="assets")
+    ap.add_argument("--work", required=True, help="cache folder outside the repository")
+    ap.add_argument("--models", nargs="*", default=None, help="subset of registered models (default: all)")
+    ap.add_argument("--epochs", type=int, default=EPOCHS)
+    ap.add_argument("--quick", action="store_true", help="smoke pass: 1 pairing per MOSI sample, 1 robustness seed")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-reencode", action="store_true",
+                    help="train with dropped text tokens zeroed instead of re-encoded (faster, approximate)")
+    a = ap.parse_args()
+    limit_threads(a.threads)
+    run(data_dir(a.data), Path(a.out).resolve(), Path(a.work).resolve(), model_list(a.models), a.epochs, a.quick,
+        a.jobs, not a.no_reencode)
+
+
+if __name__ == "__main__":
+    main()

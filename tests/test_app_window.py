@@ -1,0 +1,294 @@
+"""The main window, offscreen (pytest-qt): open a generated clip, analysis completes in a worker while
+the event loop keeps running, every panel fills, seek sync both ways, toggles change predictions,
+model switch / text edits re-score without re-extraction, cancel stops within 1 s, exports are valid."""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("MSA_STUDIO_NO_DIALOGS", "1")
+os.environ.setdefault("QT_LOGGING_RULES", "qt.multimedia.*=false")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QTimer, QUrl  # noqa: E402
+from PySide6.QtGui import QDropEvent  # noqa: E402
+
+from app.main_window import MainWindow  # noqa: E402
+from app.session_model import ALL  # noqa: E402
+from tests.app_support import assert_not_blank, shared_model_cache, two_sentence_clip  # noqa: E402
+from tests.media_factory import cached_speech, requires_espeak, write_media  # noqa: E402
+
+pytestmark = requires_espeak
+
+
+def pump_until(qapp, predicate, timeout: float, step: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        qapp.processEvents()
+        if predicate():
+            return True
+        time.sleep(step)
+    qapp.processEvents()
+    return bool(predicate())
+
+
+def new_window(tmp_path_factory, preload: bool = False) -> MainWindow:
+    ini = tmp_path_factory.mktemp("settings") / "msa.ini"
+    w = MainWindow(settings=QSettings(str(ini), QSettings.Format.IniFormat), cache=shared_model_cache(),
+                   device="cpu", preload=preload)
+    w.resize(1360, 900)
+    w.show()
+    return w
+
+
+@pytest.fixture(scope="module")
+def loaded(qapp, tmp_path_factory):
+    """A window that analysed the two-sentence clip through the real AnalysisJob."""
+    w = new_window(tmp_path_factory, preload=True)
+    clip = two_sentence_clip()
+    # As a user would: the window loads the models in the background while they pick a file.
+    assert pump_until(qapp, lambda: not w.preload_task.is_running(), 300), w.last_error
+    # Event-loop heartbeat: the largest gap between 50 ms ticks while the worker runs.
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(50)
+    timer.timeout.connect(lambda: ticks.append(time.monotonic()))
+    timer.start()
+    w.open_path(str(clip))
+    assert w.job is not None and w.progress.isVisible()
+    ok = pump_until(qapp, lambda: w.session is not None or (w.job is None and w.last_error), 600)
+    timer.stop()
+    assert ok and w.session is not None, f"analysis did not complete: {w.last_error}"
+    gaps = np.diff(ticks) if len(ticks) > 1 else np.array([0.0])
+    w._test_max_ui_gap = float(gaps.max())
+    # The missing-rate curve is computed in the background right after the analysis.
+    pump_until(qapp, lambda: bool(w.robustness.curve), 120)
+    yield w, clip
+    w.close()
+
+
+def test_analysis_completes_and_panels_fill(qapp, loaded):
+    w, clip = loaded
+    s = w.session
+    n = len(s.segments)
+    assert n >= 2
+    assert not w.progress.isVisible()
+    # Progress bars were driven per stage by the worker.
+    for stage in ("decode", "asr", "text", "model"):
+        assert w.progress.value(stage) > 0.0, stage
+    assert w.transcript.rowCount() == n
+    assert w.transcript.item(0, 1).text() == s.segments[0].text
+    np.testing.assert_allclose(w.timeline.values, s.scores(ALL))
+    assert w.contributions.segments.matrix.shape == (n, 3)
+    assert set(w.contributions.recording.values) == {"text", "audio", "visual"}
+    assert w.robustness.table.item(0, 0).text() == "TAV"
+    assert w.robustness.table.item(7, 2).text() not in ("", "–")
+    assert len(w.robustness.curve) == 10
+    assert "UNTRAINED" in w.banner.text() or not s.untrained
+    assert pump_until(qapp, lambda: w.player.frames_shown > 0, 10)  # the player shows a frame
+    assert w.recent_files()[0].endswith(clip.name)
+    assert any(a.text() == clip.name for a in w.recent_menu.actions())
+
+
+def test_ui_stays_responsive_during_analysis(loaded):
+    w, _clip = loaded
+    # 50 ms ticks; a frozen UI would show gaps of seconds (the analysis itself takes >5 s).
+    assert w._test_max_ui_gap < 1.0, f"event loop blocked for {w._test_max_ui_gap:.2f} s"
+
+
+def test_click_on_timeline_seeks_player_and_highlights_transcript(qapp, loaded):
+    w, _ = loaded
+    s = w.session
+    target = s.segments[1].start + 0.3
+    w.timeline.seek_to(target)
+    assert pump_until(qapp, lambda: abs(w.player.position - target) < 0.15, 5), w.player.position
+    assert w.transcript.current == 1
+    assert w.timeline.playhead_time == pytest.approx(target, abs=1e-6)
+
+
+def test_real_mouse_click_on_plot_seeks(qapp, loaded, qtbot):
+    w, _ = loaded
+    target = w.session.segments[0].start + 1.0
+    vb = w.timeline.plotItem.vb
+    scene_pt = vb.mapViewToScene(QPointF(target, 0.0))
+    view_pt = w.timeline.mapFromScene(scene_pt)
+    qtbot.mouseClick(w.timeline.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(int(view_pt.x()), int(view_pt.y())))
+    assert pump_until(qapp, lambda: abs(w.player.position - target) < 0.2, 5), w.player.position
+    assert w.transcript.current == 0
+
+
+def test_player_moves_cursor(qapp, loaded):
+    w, _ = loaded
+    w.seek(0.2)
+    pump_until(qapp, lambda: abs(w.timeline.playhead_time - 0.2) < 0.05, 3)
+    w.player.play()
+    try:
+        assert pump_until(qapp, lambda: w.timeline.playhead_time > 0.6, 10), w.timeline.playhead_time
+    finally:
+        w.player.pause()
+    assert w.timeline.playhead_time == pytest.approx(w.player.position, abs=0.3)
+    assert w.contributions.segments.cursor.value() == pytest.approx(w.timeline.playhead_time, abs=1e-6)
+
+
+def test_transcript_click_seeks(qapp, loaded, qtbot):
+    w, _ = loaded
+    rect = w.transcript.visualItemRect(w.transcript.item(1, 0))
+    qtbot.mouseClick(w.transcript.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    start = w.session.segments[1].start
+    assert pump_until(qapp, lambda: abs(w.player.position - start) < 0.15, 5), w.player.position
+    assert w.transcript.current == 1
+
+
+def test_hover_shows_segment_text_and_numbers(qapp, loaded):
+    w, _ = loaded
+    seg = w.session.segments[1]
+    scene_pt = w.timeline.plotItem.vb.mapViewToScene(QPointF((seg.start + seg.end) / 2, 0.0))
+    w.timeline.scene().sigMouseMoved.emit(scene_pt)
+    qapp.processEvents()
+    assert w.timeline.hover_index == 1
+    assert seg.text in w.timeline.hover_text
+    assert f"{seg.score:+.2f}" in w.timeline.hover_text
+
+
+def test_toggles_mask_modalities_and_rescore(qapp, loaded):
+    w, _ = loaded
+    s = w.session
+    full = s.scores(ALL)
+    try:
+        w.toggles.buttons["text"].setChecked(False)
+        qapp.processEvents()
+        keep = frozenset({"audio", "visual"})
+        assert w.keep == keep
+        assert w.timeline.masked_values is not None
+        np.testing.assert_allclose(w.timeline.masked_values, s.scores(keep))
+        assert not np.allclose(w.timeline.masked_values, full)
+        assert w.robustness.current_key == "_AV"
+        assert "_AV" in w.robustness.header.text()
+        _, ys = w.robustness.masked_curve.getData()
+        np.testing.assert_allclose(ys[np.isfinite(ys)], np.repeat(s.scores(keep), 2))
+        w.toggles.buttons["visual"].setChecked(False)
+        qapp.processEvents()
+        np.testing.assert_allclose(w.timeline.masked_values, s.scores(frozenset({"audio"})))
+    finally:
+        w.toggles.set_keep(ALL)
+        qapp.processEvents()
+    assert w.timeline.masked_values is None or not w.timeline._masked.isVisible()
+
+
+def test_exports(qapp, loaded, tmp_path):
+    w, _ = loaded
+    data = json.loads(w.export("json", str(tmp_path / "r.json")).read_text())
+    assert len(data["segments"]) == len(w.session.segments)
+    lines = w.export("csv", str(tmp_path / "r.csv")).read_text().strip().splitlines()
+    assert len(lines) == len(w.session.segments) + 1 and lines[0].startswith("segment,")
+    pngs = w.export_pngs(str(tmp_path / "png"))
+    assert {p.name for p in pngs} >= {"timeline.png", "contributions_segments.png", "robustness_missing_rate.png"}
+    for p in pngs:
+        assert_not_blank(p)
+
+
+def test_session_file_reopens_without_extraction(qapp, loaded, tmp_path, tmp_path_factory, monkeypatch):
+    w, _ = loaded
+    path = w.save_session(str(tmp_path / "s.msasession"))
+    import core.pipeline
+
+    monkeypatch.setattr(core.pipeline.FeaturePipeline, "extract",
+                        lambda *a, **k: (_ for _ in ()).throw(AssertionError("re-extracted")))
+    w2 = new_window(tmp_path_factory)
+    try:
+        w2.open_path(str(path))
+        assert w2.session is not None and w2.job is None
+        np.testing.assert_allclose(w2.timeline.values, w.timeline.values)
+        assert w2.transcript.rowCount() == w.transcript.rowCount()
+        assert pump_until(qapp, lambda: bool(w2.robustness.curve), 120)  # engine loaded lazily
+    finally:
+        w2.close()
+
+
+def test_model_switch_rescores_from_cache(qapp, loaded, monkeypatch):
+    w, _ = loaded
+    from models.registry import model_names
+
+    target = next((m for m in ("tfn", "mult", "late-fusion") if m in model_names()), None)
+    if target is None:
+        pytest.skip("no second untrained-capable model registered")
+    import core.pipeline
+
+    monkeypatch.setattr(core.pipeline.FeaturePipeline, "extract",
+                        lambda *a, **k: (_ for _ in ()).throw(AssertionError("re-extracted")))
+    before = w.timeline.values.copy()
+    w.model_combo.setCurrentIndex(w.model_combo.findData(target))
+    try:
+        assert pump_until(qapp, lambda: w.session.model_name == target and not w.is_busy(), 120), w.last_error
+        assert not np.allclose(w.timeline.values, before)
+        assert w.transcript.rowCount() == len(before)
+    finally:
+        w.model_combo.setCurrentIndex(w.model_combo.findData("lnln"))
+        pump_until(qapp, lambda: w.session.model_name == "lnln" and not w.is_busy(), 120)
+
+
+def test_edit_transcript_reruns_segment(qapp, loaded):
+    w, _ = loaded
+    new_text = "I hate this, it is the worst thing ever"
+    other = w.session.segments[1].score
+    w.transcript.edit_text(0, new_text)
+    assert pump_until(qapp, lambda: w.session.segments[0].text == new_text and not w.is_busy(), 60), w.last_error
+    assert w.transcript.item(0, 1).text() == new_text
+    assert w.session.segments[1].score == pytest.approx(other)
+    assert w.timeline.values[0] == pytest.approx(w.session.segments[0].score)
+
+
+def test_cancel_stops_within_one_second(qapp, tmp_path, tmp_path_factory):
+    # A longer clip so the analysis is still running when we cancel.
+    speech = np.array(cached_speech("This recording is long enough to cancel in the middle of the analysis.", 16000))
+    wave = np.concatenate([speech, np.zeros(16000, np.float32)] * 4)
+    clip = write_media(tmp_path / "long.mp4", duration=len(wave) / 16000, wave_data=wave, fps=15)
+    w = new_window(tmp_path_factory)
+    try:
+        w.open_path(str(clip))
+        job = w.job
+        seen: list[str] = []
+        job.progress.connect(lambda stage, f, m: seen.append(stage))
+        assert pump_until(qapp, lambda: any(s not in ("load",) for s in seen), 120), seen
+        w.progress.cancel_button.click()
+        assert w.job is None and not w.progress.isVisible()  # the UI is idle at once
+        assert pump_until(qapp, lambda: not job.is_running(), 5)
+        assert job.ended_at is not None and job.cancel_requested_at is not None
+        took = job.ended_at - job.cancel_requested_at
+        assert took <= 1.0, f"worker stopped {took:.2f} s after cancel (stages seen: {sorted(set(seen))})"
+        assert w.session is None
+    finally:
+        w.close()
+
+
+def test_drop_a_file_starts_analysis(qapp, tmp_path_factory):
+    w = new_window(tmp_path_factory)
+    try:
+        clip = two_sentence_clip()
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(str(clip))])
+        ev = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                        Qt.KeyboardModifier.NoModifier)
+        w.dropEvent(ev)
+        assert w.job is not None and w.job.path == str(clip)
+        w.cancel_analysis()
+        assert pump_until(qapp, lambda: not w._last_cancelled.is_running(), 10)
+    finally:
+        w.close()
+
+
+def test_missing_file_gives_message_not_crash(qapp, tmp_path_factory, tmp_path):
+    w = new_window(tmp_path_factory)
+    try:
+        w.open_path(str(tmp_path / "nope.mp4"))
+        assert "not found" in w.last_error
+        bad = tmp_path / "bad.mp4"
+        bad.write_text("this is not a video")
+        w.open_path(str(bad))
+        assert pump_until(qapp, lambda: w.job is None, 60)
+        assert w.session is None and w.last_error
+    finally:
+        w.close()

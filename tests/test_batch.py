@@ -1,0 +1,247 @@
+"""Batch analysis: discovery, resume after cancel/crash, failures, CLI, and a 2-worker local Ray run.
+
+The resume logic is tested with a stand-in analyzer (fast, exact call counts); the CLI and Ray tests
+run the real pipeline with the cheap untrained "late-fusion" model on short generated clips.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from core.batch import BatchOptions, BatchState, find_media, plan_batch, ray_available, run_batch
+from core.errors import Cancelled, MediaError
+from core.progress import RunContext
+from core.result import AnalysisResult
+from core.types import SegmentResult
+from tests.media_factory import cached_audio, cached_video, requires_espeak
+
+MODEL = "late-fusion"
+
+
+class FakeAnalyzer:
+    """Returns a small real AnalysisResult per file and records which files it analysed."""
+
+    def __init__(self, fail: set[str] = frozenset(), interrupt_on: str | None = None) -> None:
+        self.calls: list[str] = []
+        self.fail = set(fail)
+        self.interrupt_on = interrupt_on
+
+    def analyze(self, path: str, ctx: RunContext | None = None):
+        name = Path(path).name
+        self.calls.append(name)
+        if ctx is not None:
+            ctx.report("audio", 0.5, "")
+        if name == self.interrupt_on:
+            raise KeyboardInterrupt  # the process is killed in the middle of this file
+        if name in self.fail:
+            raise MediaError(f"cannot read {name}: not a media file")
+        score = float(len(name) % 5) - 2.0
+        seg = SegmentResult(0.0, 1.0, "hello", score, contributions={"text": 0.5, "audio": 0.25, "visual": 0.0})
+        result = AnalysisResult(recording={"path": path, "duration": 1.0}, feature_spec={},
+                                model={"name": MODEL, "untrained": True}, segments=[seg], warnings=[])
+        return result, False
+
+
+def _inputs(root: Path, names: list[str]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for n in names:
+        p = root / n
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"fake media " + n.encode())
+    return root
+
+
+def test_find_media_recursive_sorted_and_filtered(tmp_path: Path) -> None:
+    root = _inputs(tmp_path / "in", ["b.MP4", "a.wav", "sub/c.mkv", "notes.txt", ".hidden/d.mp4", "sub/.e.wav"])
+    assert [p.relative_to(root).as_posix() for p in find_media(root)] == ["a.wav", "b.MP4", "sub/c.mkv"]
+    assert [p.name for p in find_media(root, recursive=False)] == ["a.wav", "b.MP4"]
+    with pytest.raises(Exception, match="input folder not found"):
+        find_media(tmp_path / "missing")
+
+
+def test_cancel_after_first_file_then_resume_processes_only_the_rest(tmp_path: Path) -> None:
+    root = _inputs(tmp_path / "in", ["a.mp4", "b.mp4", "c.wav"])
+    out = tmp_path / "out"
+    opts = BatchOptions(model=MODEL, write_csv=True)
+    ctx = RunContext()
+    first = FakeAnalyzer()
+
+    def cancel_after_first(event: str, name: str, outcome) -> None:
+        if event == "done":
+            ctx.cancel.cancel()
+
+    with pytest.raises(Cancelled):
+        run_batch(root, out, opts, ctx=ctx, on_event=cancel_after_first, analyzer=first)
+    assert first.calls == ["a.mp4"]
+    assert (out / "a.mp4.json").is_file() and (out / "a.mp4.csv").is_file()
+    assert not (out / "b.mp4.json").exists()
+
+    second = FakeAnalyzer()
+    summary = run_batch(root, out, opts, analyzer=second)
+    assert second.calls == ["b.mp4", "c.wav"]
+    assert summary.skipped == ["a.mp4"] and summary.done == ["b.mp4", "c.wav"]
+    assert AnalysisResult.from_json(out / "c.wav.json").segments[0].text == "hello"
+    rows = list(csv.DictReader((out / "batch_summary.csv").open()))
+    assert [r["file"] for r in rows] == ["a.mp4", "b.mp4", "c.wav"]
+
+    third = FakeAnalyzer()
+    summary = run_batch(root, out, opts, analyzer=third)
+    assert third.calls == [] and summary.skipped == ["a.mp4", "b.mp4", "c.wav"]
+
+
+def test_crash_mid_file_leaves_no_marker_and_no_partial_output(tmp_path: Path) -> None:
+    root = _inputs(tmp_path / "in", ["a.mp4", "b.mp4", "c.mp4"])
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(root, out, BatchOptions(model=MODEL), analyzer=FakeAnalyzer(interrupt_on="b.mp4"))
+    assert (out / "a.mp4.json").exists() and not (out / "b.mp4.json").exists()
+    assert not [p for p in out.rglob("*.tmp")]
+    again = FakeAnalyzer()
+    run_batch(root, out, BatchOptions(model=MODEL), analyzer=again)
+    assert again.calls == ["b.mp4", "c.mp4"]
+
+
+def test_changed_input_model_or_deleted_output_is_redone(tmp_path: Path) -> None:
+    root = _inputs(tmp_path / "in", ["a.mp4", "b.mp4"])
+    out = tmp_path / "out"
+    run_batch(root, out, BatchOptions(model=MODEL), analyzer=FakeAnalyzer())
+    time.sleep(0.01)
+    (root / "a.mp4").write_bytes(b"edited content")  # size + mtime change
+    again = FakeAnalyzer()
+    run_batch(root, out, BatchOptions(model=MODEL), analyzer=again)
+    assert again.calls == ["a.mp4"]
+    (out / "b.mp4.json").unlink()
+    again = FakeAnalyzer()
+    run_batch(root, out, BatchOptions(model=MODEL), analyzer=again)
+    assert again.calls == ["b.mp4"]
+    other_model = FakeAnalyzer()
+    run_batch(root, out, BatchOptions(model="tfn"), analyzer=other_model)
+    assert other_model.calls == ["a.mp4", "b.mp4"]
+
+
+def test_damaged_marker_means_not_done(tmp_path: Path) -> None:
+    root = _inputs(tmp_path / "in", ["a.mp4"])
+    out = tmp_path / "out"
+    run_batch(root, out, BatchOptions(model=MODEL), analyzer=FakeAnalyzer())
+    (marker,) = (out / ".msa-batch" / "done").glob("*.json")
+    marker.write_text('{"version": 1, "name": "a.mp')  # torn write on a non-atomic filesystem
+    again = FakeAnalyzer()
+    run_batch(root, out, BatchOptions(model=MODEL), analyzer=again)
+    assert again.calls == ["a.mp4"]
+
+
+def test_failures_are_recorded_skipped_on_rerun_and_retried_on_request(tmp_path: Path) -> None:
+    root = _inputs(tmp_path / "in", ["a.mp4", "bad.mp4", "c.mp4"])
+    out = tmp_path / "out"
+    summary = run_batch(root, out, BatchOptions(model=MODEL), analyzer=FakeAnalyzer(fail={"bad.mp4"}))
+    assert summary.done == ["a.mp4", "c.mp4"] and summary.failed == ["bad.mp4"]
+    assert [o.error for o in summary.outcomes if o.status == "failed"] == ["cannot read bad.mp4: not a media file"]
+    todo, done, failed = plan_batch(root, out, BatchOptions(model=MODEL))
+    assert todo == [] and len(done) == 2 and [f[0] for f in failed] == ["bad.mp4"]
+    again = FakeAnalyzer()
+    summary = run_batch(root, out, BatchOptions(model=MODEL), analyzer=again)
+    assert again.calls == [] and summary.previously_failed == ["bad.mp4"]
+    retry = FakeAnalyzer()
+    summary = run_batch(root, out, BatchOptions(model=MODEL, retry_failed=True), analyzer=retry)
+    assert retry.calls == ["bad.mp4"] and summary.done == ["bad.mp4"]
+    assert not list((out / ".msa-batch" / "failed").glob("*.json"))
+
+
+def test_output_folder_rules(tmp_path: Path) -> None:
+    root = _inputs(tmp_path / "in", ["a.mp4"])
+    with pytest.raises(Exception, match="must differ"):
+        run_batch(root, root, BatchOptions(model=MODEL), analyzer=FakeAnalyzer())
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(Exception, match="is a file"):
+        run_batch(root, tmp_path / "file", BatchOptions(model=MODEL), analyzer=FakeAnalyzer())
+
+
+def test_same_stem_different_extension_do_not_collide(tmp_path: Path) -> None:
+    root = _inputs(tmp_path / "in", ["x.mp4", "x.wav", "sub/x.mp4"])
+    out = tmp_path / "out"
+    run_batch(root, out, BatchOptions(model=MODEL), analyzer=FakeAnalyzer())
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.json") if ".msa-batch" not in p.parts) == [
+        "sub/x.mp4.json", "x.mp4.json", "x.wav.json"]
+
+
+# ---------------------------------------------------------------------- real pipeline
+
+
+def _real_inputs(root: Path) -> list[str]:
+    root.mkdir(parents=True, exist_ok=True)
+    files = {
+        "talk.mp4": cached_video(".mp4", duration=3.0, speech_text="I really love this movie"),
+        "tone.wav": cached_audio(".wav", duration=2.0),
+        "sub/clip.mkv": cached_video(".mkv", duration=2.0, speech_text="this is terrible"),
+    }
+    for name, src in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src, root / name)
+    (root / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(300))
+    return sorted(files)
+
+
+@pytest.mark.slow
+@requires_espeak
+def test_cli_batch_real_pipeline_resume_and_exit_codes(tmp_path: Path, capsys) -> None:
+    from cli.main import main
+
+    root = tmp_path / "in"
+    names = _real_inputs(root)
+    out = tmp_path / "out"
+    argv = ["batch", str(root), "--model", MODEL, "--out", str(out), "--csv", "--quiet",
+            "--cache-dir", str(tmp_path / "cache")]
+    assert main(argv) == 1  # broken.mp4 failed: non-zero exit, everything else analysed
+    err = capsys.readouterr().err
+    assert "3 analysed" in err and "1 failed" in err
+    for name in names:
+        result = AnalysisResult.from_json(out / f"{name}.json")
+        assert result.model["name"] == MODEL and result.segments
+        assert (out / f"{name}.csv").is_file()
+    assert "tone.wav" in names and any("visual" in w for w in AnalysisResult.from_json(out / "tone.wav.json").warnings)
+    assert main(argv) == 0  # the failure is remembered, not retried
+    err = capsys.readouterr().err
+    assert "3 already done, 1 failed before" in err and "0 analysed" in err
+    assert main(["batch", str(tmp_path / "nope"), "--out", str(out)]) == 2
+    assert "input folder not found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@requires_espeak
+@pytest.mark.skipif(not ray_available(), reason="ray is not installed (pip install 'msa-studio[ray]')")
+def test_ray_two_local_workers_match_in_process_results(tmp_path: Path) -> None:
+    import ray
+
+    root = tmp_path / "in"
+    names = _real_inputs(root)
+    local_out, ray_out = tmp_path / "local", tmp_path / "ray"
+    opts = BatchOptions(model=MODEL, use_cache=False)
+    local = run_batch(root, local_out, opts)
+    assert local.done == names and local.failed == ["broken.mp4"]
+
+    events: list[tuple[str, str]] = []
+    summary = run_batch(root, ray_out, opts, on_event=lambda e, n, o: events.append((e, n)),
+                        ray_address="local", workers=2)
+    assert not ray.is_initialized(), "run_batch must shut down the Ray instance it started"
+    assert summary.backend == "ray"
+    assert sorted(summary.done) == names and summary.failed == ["broken.mp4"]
+    workers = {o.worker for o in summary.outcomes}
+    assert len(workers) == 2 and all(w.startswith("ray:") for w in workers), workers
+    assert {n for e, n in events if e == "start"} == set(names) | {"broken.mp4"}
+    for name in names:
+        a = AnalysisResult.from_json(local_out / f"{name}.json")
+        b = AnalysisResult.from_json(ray_out / f"{name}.json")
+        assert [s.text for s in a.segments] == [s.text for s in b.segments]
+        assert [s.score for s in a.segments] == pytest.approx([s.score for s in b.segments], abs=1e-5)
+    # Resume on Ray: nothing left to do, so no cluster is even started.
+    again = run_batch(root, ray_out, opts, ray_address="local", workers=2)
+    assert again.done == [] and sorted(again.skipped) == names
+    state = json.loads(next((ray_out / ".msa-batch" / "failed").glob("*.json")).read_text())
+    assert state["name"] == "broken.mp4" and state["error"]
+    assert BatchState(ray_out).output_json("talk.mp4").is_file()

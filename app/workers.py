@@ -52,7 +52,14 @@ class ModelCache:
         _ = pipeline.asr.model
         with pipeline.new_visual_extractor() as extractor:
             extractor._ensure_open()
-        from core import segmentation  # noqa: F401  (Silero VAD / onnxruntime import)
+        import numpy as np
+
+        from core import segmentation
+
+        # librosa JIT-compiles its numba kernels on first use: seconds of GIL-holding compile.
+        noise = (np.random.default_rng(0).standard_normal(16000) * 0.01).astype(np.float32)
+        pipeline.audio_extractor.extract(noise)
+        segmentation.speech_regions(noise, sr=16000)
 
     def pipeline(self, spec, device: str = "cpu"):
         from core.pipeline import FeaturePipeline

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from core.engine import InferenceEngine
+from core.errors import FeatureSpecMismatch
 from core.pipeline import FeaturePipeline, RecordingFeatures
 from core.progress import RunContext
 from core.result import UNTRAINED_WARNING, AnalysisResult
@@ -22,7 +23,12 @@ def analyze_file(
     # Load the model first: a bad model name or a checkpoint with another spec fails in a second,
     # not after minutes of extraction.
     engine = engine or InferenceEngine(model, checkpoint, device=device, allow_untrained=allow_untrained)
-    pipeline = pipeline or FeaturePipeline(engine.spec, device=engine.device)
+    if pipeline is None:
+        try:
+            pipeline = FeaturePipeline(engine.spec, device=engine.device)
+        except FeatureSpecMismatch as exc:
+            source = engine.checkpoint_path or engine.model_name
+            raise FeatureSpecMismatch(f"checkpoint {source} was trained on features this app cannot make: {exc}") from None
     engine.spec.require_compatible(pipeline.spec, what=f"model {engine.model_name!r}")
     rec = pipeline.extract(path, transcript=transcript, ctx=ctx)
     return result_from_features(rec, engine, ctx), rec

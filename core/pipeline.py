@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import MediaError, MSAError
+from core.errors import FeatureSpecMismatch, MediaError
 from core.extractors.slicing import slice_track
 from core.feature_spec import FeatureSpec, default_spec
 from core.progress import RunContext
@@ -48,12 +48,7 @@ class FeaturePipeline:
         asr_options: dict[str, Any] | None = None,
     ) -> None:
         self.spec = spec or default_spec()
-        for modality, names in self.SUPPORTED.items():
-            name = self.spec.modality(modality).extractor
-            if name not in names:
-                raise MSAError(
-                    f"this pipeline cannot produce {modality} features {name!r} (supported: {', '.join(names)})"
-                )
+        self._validate_spec()
         self.device = device
         self.keep_landmarks = keep_landmarks
         self.asr_options = dict(asr_options or {})
@@ -61,6 +56,24 @@ class FeaturePipeline:
         self._text = None
         self._audio = None
         self._lock = threading.Lock()
+
+    def _validate_spec(self) -> None:
+        """Fail before any work when the spec (usually a checkpoint's) cannot be produced here."""
+        from core.extractors.audio import LibrosaAudioExtractor
+        from core.extractors.visual import MediaPipeFaceExtractor
+
+        for modality, names in self.SUPPORTED.items():
+            name = self.spec.modality(modality).extractor
+            if name not in names:
+                raise FeatureSpecMismatch(
+                    f"the feature spec asks for {modality} extractor {name!r}, which this pipeline does not "
+                    f"have (available: {', '.join(names)})"
+                )
+        text_dim = default_spec().text.dim
+        if self.spec.text.dim != text_dim:
+            raise FeatureSpecMismatch(f"text.dim: the spec says {self.spec.text.dim}, minilm-l6 gives {text_dim}")
+        LibrosaAudioExtractor.from_spec(self.spec.audio)  # raises FeatureSpecMismatch naming the field
+        MediaPipeFaceExtractor.from_spec(self.spec.visual).close()
 
     # -- lazily built extractors ------------------------------------------------------------
     @property

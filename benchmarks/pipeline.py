@@ -263,7 +263,7 @@ def worker_optimised(clip: str, warmup: str, model: str, result_path: str) -> No
     from core.analyzer import analyze_file
     from core.cached_analysis import analyze_file_cached
     from core.engine import InferenceEngine
-    from core.feature_cache import FeatureCache
+    from core.feature_cache import FeatureCache, pipeline_options
     from core.media import probe
     from core.progress import RunContext
 
@@ -287,7 +287,7 @@ def worker_optimised(clip: str, warmup: str, model: str, result_path: str) -> No
 
     with tempfile.TemporaryDirectory() as tmp:
         cache = FeatureCache(tmp)
-        cache.put(clip, rec)
+        cache.put(clip, rec, options=pipeline_options(pipeline))
         c0 = time.perf_counter()
         cached_result, _ = analyze_file_cached(clip, pipeline=pipeline, engine=engine, cache=cache)
         cached_wall = time.perf_counter() - c0

@@ -153,7 +153,7 @@ def segment_utterances(asr_segments: Sequence[Segment], duration: float,
         window = min(max(4.0, min_len), max_len)
         return fixed_windows(duration, window=window, hop=window)
 
-    segs.sort(key=lambda s: (s.start, s.end))
+    segs = _resolve_overlaps(sorted(segs, key=lambda s: (s.start, s.end)))
     split: list[Segment] = []
     for s in segs:
         split.extend(_split_long(s, max_len, min_len))
@@ -169,6 +169,23 @@ def _clip_segment(s: Segment, duration: float) -> Segment | None:
              for w in s.words if w.end > start and w.start < end]
     text = s.text if len(words) == len(s.words) else _join(words)
     return Segment(start, end, text=text, words=words, source=s.source)
+
+
+def _resolve_overlaps(segs: list[Segment]) -> list[Segment]:
+    """Subtitle cues of two speakers often overlap; utterances must not (features are sliced
+    per segment). A cue starting inside the previous one starts where that one ends; a cue fully
+    inside it is merged into it."""
+    out: list[Segment] = []
+    for s in segs:
+        if out and s.start < out[-1].end:
+            if s.end <= out[-1].end:
+                out[-1] = _merge_two(out[-1], s)
+                continue
+            words = [replace(w, start=max(w.start, out[-1].end)) for w in s.words]
+            words = [replace(w, end=max(w.end, w.start)) for w in words]
+            s = replace(s, start=out[-1].end, words=words)
+        out.append(s)
+    return out
 
 
 def _join(words: Sequence[Word]) -> str:

@@ -100,7 +100,14 @@ def _parse_cues(text: str, name: str, ctx: RunContext | None, vtt: bool) -> list
             continue
         time_idx = next((i for i, ln in enumerate(lines[:3]) if "-->" in ln), None)
         if time_idx is None:
-            skipped += 1
+            extra = _clean(" ".join(lines))
+            if segments and extra and not extra.isdigit():
+                # A blank line inside a cue's text: the block continues the previous cue.
+                prev = segments[-1]
+                segments[-1] = Segment(prev.start, prev.end, f"{prev.text} {extra}",
+                                       source="transcript")
+            else:
+                skipped += 1
             continue
         match = _CUE_LINE.match(lines[time_idx])
         if match is None:

@@ -130,6 +130,16 @@ def test_clipping_to_duration():
     assert segment_utterances([Segment(6.0, 7.0, "beyond")], duration=5.0)[0].source == "window"
 
 
+def test_overlapping_subtitle_cues_become_disjoint():
+    cues = [Segment(0.0, 3.0, "first speaker", source="transcript"),
+            Segment(2.0, 5.0, "second speaker", source="transcript"),
+            Segment(5.5, 5.8, "inside", source="transcript"),
+            Segment(5.2, 7.0, "third", source="transcript")]
+    out = segment_utterances(cues, duration=10.0)
+    assert [(s.start, s.end, s.text) for s in out] == [
+        (0.0, 3.0, "first speaker"), (3.0, 5.0, "second speaker"), (5.2, 7.0, "third inside")]
+
+
 def test_vad_regions_when_asr_is_empty():
     regions = [(0.5, 2.5), (4.0, 4.4), (4.6, 6.0)]
     out = segment_utterances([], duration=8.0, speech_regions=regions)

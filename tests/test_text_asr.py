@@ -76,6 +76,12 @@ def test_plain_text_lines_are_untimed(tmp_path):
     assert all(is_untimed(s) and s.start == UNTIMED for s in segs)
 
 
+def test_srt_blank_line_inside_cue_text():
+    segs = parse_transcript("1\n00:00:01,000 --> 00:00:02,000\nfirst part\n\nsecond part\n\n"
+                            "2\n00:00:03,000 --> 00:00:04,000\nnext\n", suffix=".srt")
+    assert [s.text for s in segs] == ["first part second part", "next"]
+
+
 def test_srt_content_detected_without_extension():
     segs = parse_transcript(SRT, suffix=".txt")
     assert segs[0].start == 1.0

@@ -26,7 +26,7 @@ from models.recipes.common import BASE_SEED, Stopwatch, data_dir, limit_threads,
 
 SST_VALENCE = {0: -2.4, 1: -1.2, 2: 0.0, 3: 1.2, 4: 2.4}
 MELD_VALENCE = {"negative": -1.5, "neutral": 0.0, "positive": 1.5}
-EXTRA_CAP = 3000
+EXTRA_CAP = 1500
 
 
 def read_mosi(data: Path) -> list[dict[str, str]]:

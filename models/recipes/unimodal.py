@@ -34,6 +34,8 @@ from models.recipes.common import (
 )
 
 FER_DEV_SHARE = 0.2
+#: Per-sample weight of SST/MELD sentences relative to MOSI in the text probe (tried on dev).
+EXTRA_WEIGHTS = (1.0, 0.3)
 N_FOLDS = 5
 
 
@@ -203,13 +205,15 @@ def text_probe(work: Path) -> dict[str, Any]:
     for combo in variants:
         xs = [x[train]] + [extras[n][0] for n in combo]
         ys = [y[train]] + [extras[n][1] for n in combo]
-        for alpha in (1.0, 3.0, 10.0, 30.0):
-            reg = Ridge(alpha=alpha).fit(np.concatenate(xs), np.concatenate(ys))
-            m = regression_metrics(reg.predict(x[dev]), y[dev])
-            results.append({"extra": list(combo), "alpha": alpha, "dev": m})
+        for weight in ((1.0,) if not combo else EXTRA_WEIGHTS):
+            w = np.concatenate([np.ones(int(train.sum()))] + [np.full(len(extras[n][1]), weight) for n in combo])
+            for alpha in (1.0, 3.0, 10.0, 30.0):
+                reg = Ridge(alpha=alpha).fit(np.concatenate(xs), np.concatenate(ys), sample_weight=w)
+                m = regression_metrics(reg.predict(x[dev]), y[dev])
+                results.append({"extra": list(combo), "extra_weight": weight if combo else 0.0, "alpha": alpha, "dev": m})
     best = min(results, key=lambda r: (r["dev"]["MAE"], -r["dev"]["Non0_acc_2"]))
     mosi_only = min((r for r in results if not r["extra"]), key=lambda r: r["dev"]["MAE"])
-    choice = {"extra": best["extra"], "alpha": best["alpha"]}
+    choice = {"extra": best["extra"], "extra_weight": best["extra_weight"], "alpha": best["alpha"]}
     write_json(work / "unimodal" / "text_choice.json", choice)
     return {"selected": best, "mosi_only": mosi_only, "all": results,
             "features": "mean over tokens of MiniLM-L6 last_hidden_state (the pipeline's text encoder)",

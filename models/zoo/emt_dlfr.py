@@ -312,9 +312,10 @@ class EMTDLFR(MSAModel):
         l_attra = l_sim + l_pred
 
         rec_terms = {}
+        complete_std = self.standardise(complete)  # reconstruct in the space forward() sees
         for m in MODS:
             steps = dropped_steps(batch, complete, m)
-            target = getattr(complete, m)
+            target = getattr(complete_std, m)
             if m == "text":  # CLS is the utterance token, not part of the local sequence
                 steps, target = steps[:, 1:], target[:, 1:]
             rec_terms[m] = masked_reconstruction(self.recon[m](out.extras[f"local_{m}"]), target, steps,

@@ -218,7 +218,8 @@ class LNLN(MSAModel):
 
         # Reconstructor (audio, visual, text)
         self.reconstructors = nn.ModuleDict(
-            {m: TokenTransformer(d, n, 0, cfg["reconstructor_depth"], heads, ff, drop) for m in ("audio", "visual", "text")}
+            {m: TokenTransformer(d, n, 0, cfg["reconstructor_depth"], heads, ff, drop)
+             for m in ("audio", "visual", "text")}
         )
 
     # ----------------------------------------------------------------------------- forward
@@ -275,7 +276,8 @@ class LNLN(MSAModel):
         w = ex["completeness"]
         l_cc = F.mse_loss(w, text_completeness(batch, complete).to(w.dtype))
 
-        target = self.encode(complete)
+        # encode() bypasses forward's standardising pre-hook, so standardise the complete view here.
+        target = self.encode(self.standardise(complete))
         rec = torch.cat([self.reconstructors[m](ex[f"h_{m}"]) for m in ("audio", "visual", "text")], dim=1)
         l_rec = F.mse_loss(rec, torch.cat([target[m] for m in ("audio", "visual", "text")], dim=1))
 

@@ -167,23 +167,26 @@ def naive_analyze(path: str, models: dict[str, Any], clock: StageClock) -> list:
 
 def instrument_engine(engine, clock: StageClock) -> None:
     """Time the engine's forward passes ("model", all 8 masks) and the Shapley arithmetic
-    ("shapley"). Idempotent; wraps this engine instance and core.engine's shapley_values."""
+    ("shapley") into `clock`. Calling it again only redirects the timings to the new clock."""
     import core.engine as engine_mod
 
+    engine._bench_clock = clock
     if not getattr(engine, "_bench_instrumented", False):
         forward = engine._forward_many
 
         def timed_forward(*args, **kwargs):
-            with clock("model"):
+            with engine._bench_clock("model"):
                 return forward(*args, **kwargs)
 
         engine._forward_many = timed_forward
         engine._bench_instrumented = True
-    original = getattr(engine_mod, "_bench_original_shapley", engine_mod.shapley_values)
-    engine_mod._bench_original_shapley = original
+    engine_mod._bench_clock = clock
+    if not hasattr(engine_mod, "_bench_original_shapley"):
+        original = engine_mod.shapley_values
+        engine_mod._bench_original_shapley = original
 
-    def timed_shapley(*args, **kwargs):
-        with clock("shapley"):
-            return original(*args, **kwargs)
+        def timed_shapley(*args, **kwargs):
+            with engine_mod._bench_clock("shapley"):
+                return original(*args, **kwargs)
 
-    engine_mod.shapley_values = timed_shapley
+        engine_mod.shapley_values = timed_shapley

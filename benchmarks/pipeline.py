@@ -435,7 +435,7 @@ def print_report(runs: list[dict[str, Any]], live: dict[str, Any] | None, info: 
             line = f"{stage:<14}{_fmt_s(o):>10}{o / dur:8.3f}"
             if naive and "error" not in naive:
                 n = naive["stages"].get(stage, 0.0)
-                ratio = f"{n / o:7.1f}x" if o > 1e-3 else "      -"
+                ratio = f"{n / o:7.1f}x" if o > 1e-3 and n > 1e-3 else "      -"
                 line += f"{_fmt_s(n):>10}{n / dur:8.3f}{ratio:>8}"
             print(line)
         line = f"{'WHOLE (wall)':<14}{_fmt_s(opt['wall_s']):>10}{opt['wall_s'] / dur:8.3f}"

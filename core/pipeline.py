@@ -170,9 +170,12 @@ class FeaturePipeline:
         if not info.has_audio:
             ctx.warn("no audio stream: audio and speech (text) modalities are missing")
             return None
-        wave = media.load_audio(path, sr=SR, ctx=ctx)
-        if wave.size == 0:
-            ctx.warn("audio stream decoded to nothing: audio and text modalities are missing")
+        try:
+            wave = media.load_audio(path, sr=SR, ctx=ctx)
+        except MediaError as exc:
+            if not info.has_video:
+                raise
+            ctx.warn(f"audio could not be decoded ({exc}); audio and text modalities are missing")
             return None
         if float(np.max(np.abs(wave))) < 1e-4:
             ctx.warn("the audio track is silent")
@@ -195,7 +198,7 @@ class FeaturePipeline:
         ctx.report("segment", 0.0, "voice activity detection")
         regions = segmentation.speech_regions(wave, sr=SR)
         if transcript:
-            user = load_transcript(transcript)
+            user = load_transcript(transcript, ctx=ctx)
             if any(s.start < 0 for s in user):
                 asr_segs = self.asr.transcribe(wave, ctx=ctx) if regions else []
                 words = [w for s in asr_segs for w in s.words]

@@ -12,7 +12,7 @@ from core.errors import Cancelled, MediaError
 from core.media import iter_frames, load_audio, probe
 from core.progress import RunContext
 from tests.media_factory import (GRID_DIR, cached_audio, cached_video, estimate_time_from_frame,
-                                 frame_times, make_video, requires_grid, truncate_file)
+                                 frame_times, requires_grid, truncate_file)
 
 VIDEO_EXTS = [".mp4", ".mkv", ".webm", ".avi", ".mpg", ".mov"]
 AUDIO_EXTS = [".wav", ".flac", ".mp3", ".ogg", ".m4a"]

@@ -178,3 +178,33 @@ def test_corrupt_session_is_a_user_error(tmp_path: Path) -> None:
     bad = _write(tmp_path / "bad.msasession", b"PK\x03\x04 nonsense")
     with pytest.raises(MSAError):
         load_session(bad)
+
+
+
+@pytest.mark.needs_data
+@pytest.mark.skipif(not any(Path("/work/shared/data/grid").glob("*.mpg")) if Path("/work/shared/data/grid").is_dir()
+                    else True, reason="GRID clips not found in ../shared/data/grid")
+def test_grid_clips_end_to_end_words_faces_and_scores(tmp_path: Path, capsys) -> None:
+    from core.analyzer import analyze_file
+    from core.engine import InferenceEngine
+    from core.extractors.asr import word_accuracy
+    from core.pipeline import FeaturePipeline
+    from tests.media_factory import grid_clips, grid_sentence
+
+    clips = sorted(grid_clips())
+    out = tmp_path / "grid.json"
+    rc, err = run_cli(["analyze", str(clips[0]), "--model", "lnln", "--json", str(out)], capsys)
+    assert rc == 0, err
+    data = json.loads(out.read_text())
+    assert data["segments"] and not any("no face" in w for w in data["warnings"]), data["warnings"]
+    for s in data["segments"]:
+        assert set(s["contributions"]) == {"text", "audio", "visual"}
+    # Word accuracy over several clips (tiny.en mishears some GRID words, e.g. "bin blue" -> "Bimblue").
+    engine = InferenceEngine("lnln")
+    pipeline = FeaturePipeline(engine.spec)
+    accs = []
+    for clip in clips:
+        result, rec = analyze_file(str(clip), engine=engine, pipeline=pipeline)
+        assert rec.visual_track is not None and rec.visual_track.face_mask.mean() > 0.9
+        accs.append(word_accuracy(grid_sentence(clip.stem), " ".join(s.text for s in result.segments)))
+    assert np.mean(accs) >= 0.8, accs

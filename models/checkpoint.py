@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from core.errors import CheckpointError, MSAError, UnknownNameError
-from core.feature_spec import FeatureSpec
+from core.feature_spec import MODALITIES, FeatureSpec
 from models.base import MSAModel
 
 FORMAT_VERSION = 1
@@ -244,6 +244,14 @@ def load_checkpoint(
         meta.spec.require_compatible(expected_spec, what=f"checkpoint {weights_path.name}")
 
     try:
+        state = load(blob)
+    except (SafetensorError, ValueError, RuntimeError, OverflowError) as exc:
+        raise CheckpointError(f"checkpoint weights {weights_path.name} are unreadable: {exc}") from None
+    # The sidecar is not covered by the hash, so check its spec against the (hashed) weights before
+    # building anything: an edited sidecar must not make us allocate a model of arbitrary size.
+    _check_sidecar_matches_weights(meta, state, weights_path.name)
+
+    try:
         model = build_model(meta.model_name, meta.spec, **meta.config)
     except UnknownNameError as exc:
         raise CheckpointError(f"checkpoint is for a model this version does not provide: {exc}") from None
@@ -254,12 +262,24 @@ def load_checkpoint(
             f"cannot rebuild model {meta.model_name!r} from the checkpoint's config: {exc}"
         ) from None
 
-    try:
-        state = load(blob)
-    except (SafetensorError, ValueError, RuntimeError, OverflowError) as exc:
-        raise CheckpointError(f"checkpoint weights {weights_path.name} are unreadable: {exc}") from None
     _check_state(model, state, meta.model_name)
     model.load_state_dict(state, strict=True)
     model.to(device)
     model.eval()
     return model, meta
+
+
+def _check_sidecar_matches_weights(meta: CheckpointMeta, state: dict[str, torch.Tensor], name: str) -> None:
+    """Every MSAModel stores per-modality input statistics of shape (dim,), so the weights themselves
+    say which feature dims they were trained on."""
+    for m in MODALITIES:
+        key = f"input_mean_{m}"
+        dim = meta.spec.modality(m).dim
+        if key not in state:
+            raise CheckpointError(f"checkpoint {name} lacks {key}; it was not written by this version")
+        if tuple(state[key].shape) != (dim,):
+            raise CheckpointError(
+                f"checkpoint {name}: its metadata says {m}.dim={dim} but the weights were trained on "
+                f"{tuple(state[key].shape)[0] if state[key].ndim == 1 else tuple(state[key].shape)}; "
+                "the .json sidecar was edited or belongs to another checkpoint"
+            )

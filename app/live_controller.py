@@ -36,6 +36,7 @@ class LiveController(QObject):
     failed = Signal(str)
     resultReady = Signal(object)  # core.live.LiveResult
     warning = Signal(str)
+    recordingSaved = Signal(list)  # paths written by the recorder
 
     def __init__(self, cache, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -51,6 +52,7 @@ class LiveController(QObject):
         self._frame_lock = threading.Lock()
         self._starting = False
         self.recorded_files: list[Path] = []
+        self._finishing: threading.Thread | None = None
         self.plot_lags: list[float] = []
 
     # ------------------------------------------------------------------------- lifecycle
@@ -73,28 +75,30 @@ class LiveController(QObject):
         from core.live import LiveAnalyzer, PipelineLiveComponents
         from core.live_sources import ArrayAudioSource, CameraSource, LiveRecorder, MicSource
 
+        analyzer = components = camera = mic = recorder = None
         try:
             engine = self.cache.engine(config.model, config.device)
             pipeline = self.cache.pipeline(engine.spec, engine.device)
             components = PipelineLiveComponents(pipeline)
-            components.warm_up()
             analyzer = LiveAnalyzer(
                 engine, components, window=config.window, hop=config.hop,
                 on_result=self.resultReady.emit, on_error=self.warning.emit, on_landmarks=self._on_landmarks,
             )
+            analyzer.warm_up()
             recorder = LiveRecorder(config.record_path) if config.record_path else None
+            live, rec = analyzer, recorder  # non-optional names for the closures below
 
             def on_frame(frame: np.ndarray, t: float) -> None:
-                analyzer.push_frame(frame, t)
+                live.push_frame(frame, t)
                 with self._frame_lock:
                     self._latest_frame = (frame, t)
-                if recorder is not None:
-                    recorder.add_frame(frame, t)
+                if rec is not None:
+                    rec.add_frame(frame, t)
 
             def on_audio(samples: np.ndarray, t: float) -> None:
-                analyzer.push_audio(samples, t)
-                if recorder is not None:
-                    recorder.add_audio(samples, t)
+                live.push_audio(samples, t)
+                if rec is not None:
+                    rec.add_audio(samples, t)
 
             camera = CameraSource(config.camera, on_frame) if config.camera is not None else None
             if config.mic_backend == "file":
@@ -104,45 +108,89 @@ class LiveController(QObject):
             elif config.mic is not None:
                 device = None if config.mic in ("", "default") else config.mic
                 mic = MicSource(on_audio, device=device, backend=config.mic_backend)
-            else:
-                mic = None
-            analyzer.start()
             for src in (camera, mic):
                 if src is not None:
                     src.start()
-        except MSAError as exc:
+            self._check_sources(camera, mic)
+            # Start scoring only once the devices deliver: the analyzer's first hop then waits
+            # for the face tracker's warm-in on real frames instead of racing the camera's connect.
+            analyzer.start()
+        except Exception as exc:  # MSAError for user-facing problems; device libraries raise anything
+            for part in (camera, mic, analyzer):
+                if part is not None:
+                    part.stop(0.5)
+            if recorder is not None:
+                recorder.close()
+            if components is not None:
+                components.close()
             self._starting = False
-            self.failed.emit(str(exc))
-            return
-        except Exception as exc:  # device libraries raise all sorts of things
-            self._starting = False
-            self.failed.emit(f"{exc.__class__.__name__}: {exc}")
+            self.failed.emit(str(exc) if isinstance(exc, MSAError) else f"{exc.__class__.__name__}: {exc}")
             return
         self.analyzer, self.components, self.camera, self.mic, self.recorder = analyzer, components, camera, mic, recorder
         self.plot_lags = []
         self._starting = False
         self.started.emit()
 
+    @staticmethod
+    def _check_sources(camera, mic, timeout: float = 12.0) -> None:
+        """Fail start() with a readable message when a device cannot be opened, instead of
+        running with a dead source (connection refused, busy camera, unknown PulseAudio source)."""
+        from core.live_sources import LiveSourceError
+
+        deadline = time.monotonic() + timeout
+        while camera is not None and not camera.opened.is_set() and camera.error is None:
+            if time.monotonic() > deadline:
+                raise LiveSourceError(f"camera {camera.spec!r} did not open within {timeout:.0f} s")
+            time.sleep(0.05)
+        if camera is not None and camera.error:
+            raise LiveSourceError(camera.error)
+        if mic is not None:
+            time.sleep(0.3)  # parec exits at once for an unknown source
+            if mic.error:
+                raise LiveSourceError(mic.error)
+
     def stop(self, timeout: float = 1.0) -> bool:
-        """Stop sources and analysis; True when every thread ended within `timeout` seconds."""
+        """Stop sources and analysis; True when every thread ended within `timeout` seconds.
+
+        Finishing the recording (muxing with ffmpeg) and releasing the face tracker happen on a
+        background thread afterwards, so the UI is back at once; `recordingSaved` follows."""
         deadline = time.monotonic() + timeout
         ok = True
         for src in (self.camera, self.mic):
             if src is not None:
                 ok &= src.stop(max(0.05, deadline - time.monotonic()))
-        if self.analyzer is not None:
-            ok &= self.analyzer.stop(max(0.05, deadline - time.monotonic()))
-        if self.recorder is not None:
-            self.recorded_files = self.recorder.close()
-        if self.components is not None:
-            self.components.close()
-        was_running = self.analyzer is not None
+        analyzer, recorder, components = self.analyzer, self.recorder, self.components
+        if analyzer is not None:
+            ok &= analyzer.stop(max(0.05, deadline - time.monotonic()))
         self.analyzer = self.camera = self.mic = self.recorder = self.components = None
         with self._frame_lock:
             self._latest_frame = None
-        if was_running:
+        if recorder is not None or components is not None:
+            self._finishing = threading.Thread(
+                target=self._finish, args=(analyzer, recorder, components), name="live-finish", daemon=True
+            )
+            self._finishing.start()
+        if analyzer is not None:
             self.stopped.emit()
         return ok
+
+    def _finish(self, analyzer, recorder, components) -> None:
+        if analyzer is not None:
+            # A hop still inside ASR ends on its own (its result is dropped); the face tracker
+            # must not be closed under the visual thread.
+            analyzer.stop(timeout=10.0)
+        if components is not None:
+            components.close()
+        if recorder is not None:
+            self.recorded_files = recorder.close()
+            self.recordingSaved.emit([str(p) for p in self.recorded_files])
+
+    def wait_finished(self, timeout: float = 30.0) -> bool:
+        """Block until the post-stop work (recording mux) is done; for tests and app exit."""
+        if self._finishing is not None:
+            self._finishing.join(timeout)
+            return not self._finishing.is_alive()
+        return True
 
     # --------------------------------------------------------------------------- polling
     def _on_landmarks(self, t: float, landmarks: np.ndarray | None) -> None:  # noqa: ARG002

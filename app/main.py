@@ -13,6 +13,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     p.add_argument("--live", action="store_true", help="start on the Live tab")
     p.add_argument("--camera", help="live camera: device index, stream URL or video file")
+    p.add_argument("--no-preload", action="store_true", help="do not load the models in the background at start")
     return p
 
 
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("MSA Studio")
     app.setOrganizationName("MSA Studio")
-    window = MainWindow(model=args.model, device=args.device)
+    window = MainWindow(model=args.model, device=args.device, preload=not args.no_preload)
     window.show()
     if args.camera:
         window.live_panel.select_camera_url(args.camera)
@@ -35,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
         window.tabs.setCurrentIndex(2)
     if args.path:
         window.open_path(args.path)
-    return int(app.exec())
+    rc = int(app.exec())
+    window.close()
+    return rc
 
 
 if __name__ == "__main__":

@@ -63,6 +63,7 @@ class MainWindow(QMainWindow):
         self.tasks: list[Task] = []
         self.keep = ALL
         self.last_error = ""
+        self._last_cancelled: AnalysisJob | None = None
 
         # Worker threads run Python code too (tokenisers, feature assembly): switch the GIL more
         # often than the 5 ms default so the event loop gets its share promptly.
@@ -222,6 +223,7 @@ class MainWindow(QMainWindow):
         self.live.failed.connect(self._on_live_failed)
         self.live.warning.connect(lambda msg: self.status(f"live: {msg}"))
         self.live.resultReady.connect(self._on_live_result)
+        self.live.recordingSaved.connect(lambda paths: self.status(f"Recorded {', '.join(paths)}"))
 
     # ============================================================================ helpers
     def status(self, text: str) -> None:
@@ -239,7 +241,9 @@ class MainWindow(QMainWindow):
         return (self.job is not None and self.job.is_running()) or any(t.is_running() for t in self.tasks)
 
     def _run_task(self, fn, on_done, name: str, on_fail=None) -> Task:
-        task = Task(fn, name=name, parent=self)
+        # No Qt parent: a task may outlive the window (closing mid-task must not delete the
+        # QObject a worker thread is about to emit from); self.tasks keeps it alive.
+        task = Task(fn, name=name)
         self.tasks = [t for t in self.tasks if t.is_running()] + [task]
 
         def failed(msg: str) -> None:
@@ -308,7 +312,7 @@ class MainWindow(QMainWindow):
         self.player.load(path)
         self.progress.reset(f"Analysing {Path(path).name}…")
         self.progress.setVisible(True)
-        job = AnalysisJob(path, self.cache, model=self.model_name, device=self.device_name, parent=self)
+        job = AnalysisJob(path, self.cache, model=self.model_name, device=self.device_name)
         job.progress.connect(self._on_job_progress)
         job.finished.connect(self._on_job_finished)
         job.failed.connect(self._on_job_failed)
@@ -627,8 +631,6 @@ class MainWindow(QMainWindow):
         t = time.monotonic()
         ok = self.live.stop(timeout=1.0)
         self.status(f"Live analysis stopped in {time.monotonic() - t:.2f} s" + ("" if ok else " (a thread is still finishing)"))
-        if self.live.recorded_files:
-            self.status(self.status_label.text() + f"; recorded {', '.join(str(p) for p in self.live.recorded_files)}")
 
     def _on_live_started(self) -> None:
         self.live_panel.set_running(True)
@@ -679,9 +681,16 @@ class MainWindow(QMainWindow):
                           "MSA Studio: multimodal (text, audio, face) sentiment analysis of recordings and live input.")
 
     def closeEvent(self, event) -> None:  # noqa: N802
-        if self.job is not None:
-            self.job.cancel()
+        job = self.job
+        if job is not None:
+            self.cancel_analysis()
         self.live.stop(timeout=1.0)
+        self.live.wait_finished(10.0)  # let a recording finish muxing before the process exits
+        self.preview_timer.stop()
         self.player.unload()
+        # Give a cancelled job a moment to unwind so native libraries are not torn down under
+        # a running thread at interpreter exit.
+        if job is not None and job.thread is not None:
+            job.thread.join(2.0)
         super().closeEvent(event)
 

@@ -15,7 +15,6 @@ import numpy as np
 
 from core.errors import MSAError
 from core.shapley import MODALITY_ORDER, mask_key
-from core.types import Segment
 
 if TYPE_CHECKING:
     from core.engine import InferenceEngine
@@ -248,6 +247,3 @@ def keep_of(key: str) -> frozenset[str]:
 
     return keep_from_key(key)
 
-
-def segments_of(result: "AnalysisResult") -> list[Segment]:
-    return [Segment(s.start, s.end, s.text) for s in result.segments]

@@ -25,11 +25,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-untrained", action="store_true",
                         help="fail instead of running a model that has no trained checkpoint")
     parser.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
-                        help="run on Ray: without ADDRESS start a local Ray instance; 'auto' or "
-                             "host:port / ray://host:10001 joins a cluster (inputs must be visible to "
-                             "the workers at the same path, or add --ship-files)")
+                        help="run on Ray (put it after DIR): without ADDRESS start a local Ray instance; "
+                             "'auto' or host:port / ray://host:10001 joins a cluster (inputs must be "
+                             "visible to the workers at the same path, or add --ship-files). Default: "
+                             "local Ray when it is installed and this machine has >= 4 CPUs")
+    parser.add_argument("--no-ray", action="store_true", help="analyse in this process even when Ray is installed")
     parser.add_argument("--workers", type=int, help="Ray actors (default: CPUs / --cpus-per-worker)")
-    parser.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs reserved per Ray actor (default 1)")
+    parser.add_argument("--cpus-per-worker", type=float, default=2.0,
+                        help="CPUs reserved per Ray actor (default 2: one pipeline keeps two cores busy)")
     parser.add_argument("--ship-files", action="store_true",
                         help="Ray: send file contents to the workers (no shared filesystem needed)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -38,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from core.batch import BatchOptions, plan_batch, run_batch
+    from core.batch import BatchOptions, choose_backend, plan_batch, run_batch
     from core.errors import MSAError
     from core.progress import RunContext
 
@@ -46,8 +49,8 @@ def run(args: argparse.Namespace) -> int:
         raise MSAError("--workers must be at least 1")
     if args.cpus_per_worker <= 0:
         raise MSAError("--cpus-per-worker must be positive")
-    if args.ray is None and (args.workers or args.ship_files):
-        raise MSAError("--workers and --ship-files need --ray")
+    if args.ray and args.no_ray:
+        raise MSAError("--ray and --no-ray contradict each other")
     out = Path(args.out)
     options = BatchOptions(
         model=args.model, checkpoint=args.checkpoint, device=args.device,
@@ -62,8 +65,12 @@ def run(args: argparse.Namespace) -> int:
     total = len(todo) + len(done) + len(failed_before)
     if total == 0:
         raise MSAError(f"no media files in {args.input_dir}")
+    backend = choose_backend(args.ray, args.no_ray, len(todo))
+    if backend is None and (args.workers or args.ship_files):
+        raise MSAError("--workers and --ship-files need Ray (--ray)")
+    where = "in this process" if backend is None else f"on Ray ({backend})"
     print(f"{total} file(s): {len(done)} already done, {len(failed_before)} failed before"
-          f"{' (use --retry-failed)' if failed_before else ''}, {len(todo)} to analyse", file=sys.stderr)
+          f"{' (use --retry-failed)' if failed_before else ''}, {len(todo)} to analyse {where}", file=sys.stderr)
 
     bar = tqdm(total=len(todo), unit="file", file=sys.stderr, disable=args.quiet or not todo, dynamic_ncols=True)
     lock = threading.Lock()
@@ -85,9 +92,9 @@ def run(args: argparse.Namespace) -> int:
                 if event == "failed":
                     bar.write(f"failed: {name}: {outcome.error}", file=sys.stderr)
 
-    ctx = RunContext(progress=None if args.ray else on_stage)
+    ctx = RunContext(progress=None if backend else on_stage)
     try:
-        summary = run_batch(args.input_dir, out, options, ctx=ctx, on_event=on_event, ray_address=args.ray,
+        summary = run_batch(args.input_dir, out, options, ctx=ctx, on_event=on_event, ray_address=backend,
                             workers=args.workers, cpus_per_worker=args.cpus_per_worker)
     finally:
         bar.close()

@@ -447,6 +447,24 @@ def ray_available() -> bool:
     return importlib.util.find_spec("ray") is not None
 
 
+AUTO_RAY_MIN_CPUS = 4
+
+
+def choose_backend(ray_address: str | None, no_ray: bool, n_todo: int, cpus: int | None = None) -> str | None:
+    """The Ray address to use, or None for in-process.
+
+    An explicit address wins; `no_ray` forces in-process. Otherwise local Ray is the default when it
+    is installed, there are at least two files and the machine has >= 4 CPUs: one pipeline already
+    keeps ~2 cores busy (ASR/audio beside the visual thread), so on a 2-core machine extra workers
+    would only add Ray's start-up time and a second copy of every model."""
+    if ray_address:
+        return ray_address
+    if no_ray or n_todo < 2 or not ray_available():
+        return None
+    cpus = os.cpu_count() if cpus is None else cpus
+    return "local" if (cpus or 1) >= AUTO_RAY_MIN_CPUS else None
+
+
 class _RayWorker:
     """Ray actor body: one FileAnalyzer per actor process (models load once per worker)."""
 
@@ -595,5 +613,5 @@ def iter_failures(out_dir: str | os.PathLike) -> Iterable[tuple[str, str]]:
 
 __all__ = [
     "BatchOptions", "BatchState", "BatchSummary", "FileAnalyzer", "FileOutcome", "ProgressCallback",
-    "connect_ray", "find_media", "plan_batch", "ray_available", "run_batch", "write_summary_csv",
+    "choose_backend", "connect_ray", "find_media", "plan_batch", "ray_available", "run_batch", "write_summary_csv",
 ]

@@ -9,42 +9,12 @@ from __future__ import annotations
 
 from core.analyzer import result_from_features
 from core.engine import InferenceEngine
-from core.errors import MSAError
-from core.feature_cache import FeatureCache, pipeline_options
+from core.feature_cache import FeatureCache, extract_cached
 from core.pipeline import FeaturePipeline, RecordingFeatures
 from core.progress import RunContext
 from core.result import AnalysisResult
 
-
-def extract_cached(
-    pipeline: FeaturePipeline,
-    path: str,
-    transcript: str | None = None,
-    ctx: RunContext | None = None,
-    cache: FeatureCache | None = None,
-) -> tuple[RecordingFeatures, bool]:
-    """(features, was_cached). The pipeline's spec and options are part of the key."""
-    ctx = ctx or RunContext()
-    if cache is None:
-        return pipeline.extract(path, transcript=transcript, ctx=ctx), False
-    from core import media
-
-    media.probe(path)  # bad files fail with the usual MediaError before anything is hashed
-    options = pipeline_options(pipeline)
-    key = cache.key_for(path, pipeline.spec, transcript, options)
-    rec = cache.get_by_key(key, pipeline.spec, path=str(path))
-    if rec is not None:
-        ctx.report("decode", 1.0, "features from cache")
-        for w in rec.warnings:
-            ctx.warn(w)
-        rec.warnings = ctx.warnings
-        return rec, True
-    rec = pipeline.extract(path, transcript=transcript, ctx=ctx)
-    try:
-        cache.put_by_key(key, rec)
-    except MSAError as exc:
-        ctx.warn(f"features not cached: {exc}")
-    return rec, False
+__all__ = ["analyze_file_cached", "extract_cached"]
 
 
 def analyze_file_cached(

@@ -110,10 +110,17 @@ class InferenceEngine:
         n_batches = max(1, -(-len(features) // self.batch_size))
         with torch.no_grad():
             for b, batch in enumerate(self._batches(features)):
+                text_masked = None  # [UNK]-re-encoded text, shared by the 4 text-less coalitions
                 for c in coalitions:
                     if ctx is not None:
                         ctx.check()
-                    out = self.model(self._masked(batch, c))
+                    if "text" in c:
+                        masked = self._masked(batch, c)
+                    else:
+                        if text_masked is None:
+                            text_masked = self._masked(batch, ALL - {"text"})
+                        masked = self._masked(text_masked, c | {"text"})
+                    out = self.model(masked)
                     scores[c].append(out.score.detach().float().cpu().numpy().reshape(-1))
                     if c == ALL:
                         for m, v in out.unimodal.items():

@@ -12,6 +12,9 @@ atomically (temp file + rename): a crash never leaves a half entry that would be
 unreadable entry is treated as a miss and removed. The folder is bounded (`max_bytes`), evicting
 least recently used entries.
 
+Hook: `extract_cached(pipeline, path, transcript, ctx, cache)` (bottom of this module) is a drop-in
+for `pipeline.extract(...)`; `core.cached_analysis.analyze_file_cached` wraps `analyze_file` with it.
+
 Format of an entry (`<root>/<k[:2]>/<k>.msafeat`): a zip with `meta.json` (info, spec, segments,
 warnings) and `arrays.npz` (per-segment inputs and whole-recording tracks); no pickle anywhere.
 """
@@ -346,3 +349,45 @@ class FeatureCache:
     def _count(self, what: str, n: int = 1) -> None:
         with self._lock:
             setattr(self.stats, what, getattr(self.stats, what) + n)
+
+
+# ------------------------------------------------------------------------------- the hook
+
+
+def extract_cached(
+    pipeline: Any,
+    path: str,
+    transcript: str | None = None,
+    ctx: Any = None,
+    cache: "FeatureCache | None" = None,
+) -> tuple[RecordingFeatures, bool]:
+    """`pipeline.extract(path, transcript, ctx)` behind the cache; returns (features, was_cached).
+
+    The hook for callers: replace `rec = pipeline.extract(path, transcript=transcript, ctx=ctx)` with
+    `rec, _ = extract_cached(pipeline, path, transcript, ctx, cache)`. `cache=None` extracts as
+    before. The key is file content + pipeline.spec + transcript + pipeline options; a hit replays the
+    stored warnings into `ctx` and reports stage "decode" once. A file that cannot be opened raises
+    the usual MediaError before anything is hashed; a cache that cannot be written only warns."""
+    from core.progress import RunContext
+
+    ctx = ctx or RunContext()
+    if cache is None:
+        return pipeline.extract(path, transcript=transcript, ctx=ctx), False
+    from core import media
+
+    media.probe(path)  # bad files fail with the usual MediaError before anything is hashed
+    options = pipeline_options(pipeline)
+    key = cache.key_for(path, pipeline.spec, transcript, options)
+    rec = cache.get_by_key(key, pipeline.spec, path=str(path))
+    if rec is not None:
+        ctx.report("decode", 1.0, "features from cache")
+        for w in rec.warnings:
+            ctx.warn(w)
+        rec.warnings = ctx.warnings
+        return rec, True
+    rec = pipeline.extract(path, transcript=transcript, ctx=ctx)
+    try:
+        cache.put_by_key(key, rec)
+    except MSAError as exc:
+        ctx.warn(f"features not cached: {exc}")
+    return rec, False

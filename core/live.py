@@ -242,6 +242,19 @@ class LiveAnalyzer:
         self._frame_ready.set()
 
     # --------------------------------------------------------------------------- lifecycle
+    def warm_up(self) -> None:
+        """Run the components and one full engine.analyze on a silent window before start():
+        first calls load weights and build kernels (the engine's text re-encoder for masked
+        text, torch's first forward), which would otherwise make the first hops seconds late."""
+        warm = getattr(self.components, "warm_up", None)
+        if warm is not None:
+            warm(self.window)
+        feats = self.components.segment_features(
+            "", np.zeros(int(self.window * self.sample_rate), np.float32), np.zeros(0), [], np.zeros(0, bool),
+            0.0, self.window,
+        )
+        self.engine.analyze([Segment(0.0, self.window, "", source="window")], [feats])
+
     @property
     def running(self) -> bool:
         return any(t.is_alive() for t in self._threads)
@@ -294,8 +307,19 @@ class LiveAnalyzer:
             if self.on_landmarks is not None:
                 self.on_landmarks(t, landmarks if face else None)
 
+    def _camera_warm(self) -> bool:
+        """True once the face tracker has processed a few real frames, or when no camera is
+        sending: MediaPipe builds its landmark/blendshape graphs on the first real face, which
+        costs a second or more and would otherwise land on (and delay) the first hop."""
+        if self.frames_featurized >= 10:  # ~1 s of frames at the 10 Hz visual rate
+            return True
+        return self.frames_seen == 0 and self.clock() - (self.t0 or 0.0) > 1.0
+
     def _analysis_loop(self) -> None:
-        next_tick = (self.t0 or self.clock()) + self.hop
+        start = self.t0 or self.clock()
+        while not self._stop.is_set() and not self._camera_warm() and self.clock() - start < 5.0:
+            self._stop.wait(0.05)
+        next_tick = max(start + self.hop, self.clock())
         while not self._stop.is_set():
             delay = next_tick - self.clock()
             if delay > 0 and self._stop.wait(delay):
@@ -415,14 +439,22 @@ class PipelineLiveComponents:
         self._tokenizer = None
         self._short_context_ok = True
 
-    def warm_up(self) -> None:
-        """Load every model now (seconds) rather than on the first hop (which would blow the lag)."""
+    def warm_up(self, window_s: float = 4.0) -> None:
+        """Load every model now (seconds) rather than on the first hop (which would blow the lag).
+
+        ASR is warmed with a window of the real length: CTranslate2 prepares its kernels per
+        input shape, so warming with another length leaves ~2 s of set-up for the first hop."""
         _ = self.pipeline.asr.model
         self.pipeline.text_encoder.encode(["warm up"])
-        self.pipeline.audio_extractor.extract(np.zeros(SAMPLE_RATE, np.float32))
+        n = int(window_s * SAMPLE_RATE)
+        t = np.arange(n) / SAMPLE_RATE
+        # A voiced-sounding signal (150 Hz harmonics, syllable-rate envelope) so the decoder runs too.
+        tone = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 6)) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t))
+        wave = (0.1 * tone).astype(np.float32)
+        self.pipeline.audio_extractor.extract(wave)
         self.frame_features(np.zeros((64, 64, 3), np.uint8))
-        noise = np.random.default_rng(0).standard_normal(2 * SAMPLE_RATE).astype(np.float32) * 0.05
-        self.transcribe(noise)
+        for _ in range(2):
+            self.transcribe(wave)
 
     def transcribe(self, audio: np.ndarray) -> str:
         """Greedy Whisper on the window with a *short encoder context*.

@@ -325,7 +325,7 @@ class ArrayAudioSource(_ThreadedSource):
     def from_media(cls, path: str, on_audio: AudioSink, **kwargs) -> "ArrayAudioSource":
         from core.media import load_audio
 
-        return cls(_mono16k(load_audio(path)), on_audio, **kwargs)
+        return cls(load_audio(path, sr=SAMPLE_RATE), on_audio, **kwargs)
 
     def start(self) -> None:
         self._start_thread("mic-array")
@@ -346,23 +346,6 @@ class ArrayAudioSource(_ThreadedSource):
             if wait > 0 and self._stop.wait(wait):
                 break
             self.on_audio(chunk, self.clock())
-
-
-def _mono16k(loaded) -> np.ndarray:
-    """Accept whatever core.media.load_audio returns: an array, (array, sr) or an object."""
-    if isinstance(loaded, tuple):
-        data, sr = loaded[0], int(loaded[1])
-    elif hasattr(loaded, "samples"):
-        data, sr = loaded.samples, int(getattr(loaded, "sample_rate", SAMPLE_RATE))
-    else:
-        data, sr = loaded, SAMPLE_RATE
-    data = np.asarray(data, dtype=np.float32)
-    if data.ndim == 2:
-        data = data.mean(axis=0 if data.shape[0] < data.shape[1] else 1)
-    if sr != SAMPLE_RATE and data.size:
-        n_out = int(round(data.size * SAMPLE_RATE / sr))
-        data = np.interp(np.arange(n_out) / SAMPLE_RATE, np.arange(data.size) / sr, data).astype(np.float32)
-    return data
 
 
 # ------------------------------------------------------------------------------------ recorder

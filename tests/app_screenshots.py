@@ -153,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             live_texts=[r.text for r in panel.results],
             live_has_face=any(r.has_face for r in panel.results),
             live_plot_lags=lags,
+            live_worker_lags=[r.lag_seconds for r in panel.results],
+            live_timings=[r.timings for r in panel.results],
             live_lag_label=w.lag_label.text(),
         )
         if not panel.results:

@@ -18,7 +18,7 @@ from PySide6.QtGui import QDropEvent  # noqa: E402
 
 from app.main_window import MainWindow  # noqa: E402
 from app.session_model import ALL  # noqa: E402
-from tests.app_support import assert_not_blank, shared_model_cache, two_sentence_clip  # noqa: E402
+from tests.app_support import SCREENSHOT_DIR, assert_not_blank, shared_model_cache, two_sentence_clip  # noqa: E402
 from tests.media_factory import cached_speech, requires_espeak, write_media  # noqa: E402
 
 pytestmark = requires_espeak
@@ -89,6 +89,10 @@ def test_analysis_completes_and_panels_fill(qapp, loaded):
     assert len(w.robustness.curve) == 10
     assert "UNTRAINED" in w.banner.text() or not s.untrained
     assert pump_until(qapp, lambda: w.player.frames_shown > 0, 10)  # the player shows a frame
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    shot = SCREENSHOT_DIR / "offscreen_recording_two_segments.png"
+    w.grab().save(str(shot))
+    assert_not_blank(shot)
     assert w.recent_files()[0].endswith(clip.name)
     assert any(a.text() == clip.name for a in w.recent_menu.actions())
 
@@ -290,5 +294,60 @@ def test_missing_file_gives_message_not_crash(qapp, tmp_path_factory, tmp_path):
         w.open_path(str(bad))
         assert pump_until(qapp, lambda: w.job is None, 60)
         assert w.session is None and w.last_error
+    finally:
+        w.close()
+
+
+ENTRY_SNIPPET = """
+import sys
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+app = QApplication(['msa-studio'])
+from app.main import main
+from app.main_window import MainWindow
+
+def inspect_and_quit():
+    ws = [w for w in app.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+    print('WINDOWS', len(ws), 'TAB', ws[0].tabs.currentIndex(), 'CAMERA', ws[0].live_panel.camera_url.text())
+    app.quit()
+
+QTimer.singleShot(500, inspect_and_quit)
+sys.exit(main(['--live', '--device', 'cpu', '--no-preload', '--camera', 'tcp://127.0.0.1:5999']))
+"""
+
+
+def test_gui_entry_point_starts_and_quits():
+    """`msa-studio` without arguments calls app.main.main(). Run in a child process: quitting the
+    application object would stop pytest-qt's event processing for every later test."""
+    import subprocess
+    import sys
+
+    from tests.app_support import ROOT
+
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.run([sys.executable, "-c", ENTRY_SNIPPET], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "WINDOWS 1 TAB 2 CAMERA tcp://127.0.0.1:5999" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+
+
+def test_live_tab_without_devices_explains_and_rejects_dead_camera(qapp, tmp_path_factory):
+    from PySide6.QtMultimedia import QMediaDevices
+
+    from tests.app_support import free_port
+
+    w = new_window(tmp_path_factory)
+    try:
+        panel = w.live_panel
+        if not QMediaDevices.videoInputs():
+            assert "No camera" in panel.device_message.text()
+            assert "stream URL" in panel.device_message.text()
+        # Nothing listens on this port: start must fail with a message, not hang or crash.
+        panel.select_camera_url(f"tcp://127.0.0.1:{free_port()}")
+        panel.mic_combo.setCurrentIndex(panel.mic_combo.findData(("__none__", "")))
+        panel.start_button.click()
+        assert pump_until(qapp, lambda: "Could not start" in panel.status.text(), 120), panel.status.text()
+        assert "camera" in w.last_error.lower()
+        assert not w.live.running and panel.start_button.text().startswith("Start")
     finally:
         w.close()

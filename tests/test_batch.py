@@ -14,7 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from core.batch import BatchOptions, BatchState, find_media, plan_batch, ray_available, run_batch
+from core.batch import (
+    BatchOptions,
+    BatchState,
+    choose_backend,
+    find_media,
+    plan_batch,
+    ray_available,
+    run_batch,
+)
 from core.errors import Cancelled, MediaError
 from core.progress import RunContext
 from core.result import AnalysisResult
@@ -170,13 +178,21 @@ def test_same_stem_different_extension_do_not_collide(tmp_path: Path) -> None:
         "sub/x.mp4.json", "x.mp4.json", "x.wav.json"]
 
 
+def test_backend_choice() -> None:
+    assert choose_backend("ray://head:10001", False, 5) == "ray://head:10001"
+    assert choose_backend(None, True, 50, cpus=16) is None  # --no-ray
+    assert choose_backend(None, False, 1, cpus=16) is None  # one file: no cluster start-up
+    assert choose_backend(None, False, 50, cpus=2) is None  # one pipeline already fills 2 cores
+    assert choose_backend(None, False, 50, cpus=16) == ("local" if ray_available() else None)
+
+
 # ---------------------------------------------------------------------- real pipeline
 
 
 def _real_inputs(root: Path) -> list[str]:
     root.mkdir(parents=True, exist_ok=True)
     files = {
-        "talk.mp4": cached_video(".mp4", duration=3.0, speech_text="I really love this movie"),
+        "talk.mp4": cached_video(".mp4", duration=2.5, speech_text="I really love this movie"),
         "tone.wav": cached_audio(".wav", duration=2.0),
         "sub/clip.mkv": cached_video(".mkv", duration=2.0, speech_text="this is terrible"),
     }
@@ -195,7 +211,7 @@ def test_cli_batch_real_pipeline_resume_and_exit_codes(tmp_path: Path, capsys) -
     root = tmp_path / "in"
     names = _real_inputs(root)
     out = tmp_path / "out"
-    argv = ["batch", str(root), "--model", MODEL, "--out", str(out), "--csv", "--quiet",
+    argv = ["batch", str(root), "--model", MODEL, "--out", str(out), "--csv", "--quiet", "--no-ray",
             "--cache-dir", str(tmp_path / "cache")]
     assert main(argv) == 1  # broken.mp4 failed: non-zero exit, everything else analysed
     err = capsys.readouterr().err

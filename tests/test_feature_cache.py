@@ -22,7 +22,7 @@ from core.feature_spec import default_spec
 from core.pipeline import RecordingFeatures
 from core.progress import RunContext
 from core.types import AudioTrack, MediaInfo, Segment, SegmentFeatures, VisualTrack, Word
-from tests.media_factory import cached_audio
+from tests.media_factory import cached_audio, cached_video, requires_espeak
 
 
 def _recording(path: str = "/x/a.mp4", n_segments: int = 3, landmarks: bool = True, seed: int = 0) -> RecordingFeatures:
@@ -232,3 +232,28 @@ def test_unwritable_cache_only_warns(tmp_path: Path) -> None:
     rec, cached = extract_cached(_CountingPipeline(), str(media), None, ctx, FeatureCache(blocker))
     assert not cached and rec.features
     assert any("features not cached" in w for w in ctx.warnings)
+
+
+@requires_espeak
+def test_analyze_file_cached_real_pipeline_hit_gives_identical_result(tmp_path: Path) -> None:
+    from core.cached_analysis import analyze_file_cached
+    from core.engine import InferenceEngine
+    from core.pipeline import FeaturePipeline
+
+    engine = InferenceEngine("late-fusion", device="cpu")
+    pipeline = FeaturePipeline(engine.spec)
+    clip = Path(cached_video(".mp4", duration=2.5, speech_text="what a wonderful day"))
+    renamed = tmp_path / "same content.mp4"
+    shutil.copy(clip, renamed)
+    cache = FeatureCache(tmp_path / "cache")
+    first, rec1 = analyze_file_cached(str(clip), model="late-fusion", engine=engine, pipeline=pipeline, cache=cache)
+    calls = []
+    original = pipeline.extract
+    pipeline.extract = lambda *a, **k: calls.append(a) or original(*a, **k)
+    second, rec2 = analyze_file_cached(str(renamed), model="late-fusion", engine=engine, pipeline=pipeline, cache=cache)
+    assert calls == [] and cache.stats.hits == 1
+    assert [(s.text, s.score, s.contributions) for s in first.segments] == \
+           [(s.text, s.score, s.contributions) for s in second.segments]
+    assert "wonderful" in first.segments[0].text.lower()
+    assert second.recording["path"] == str(renamed)
+    _assert_same(rec1, rec2)

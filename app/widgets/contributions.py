@@ -65,7 +65,8 @@ class SegmentContributionsPlot(pg.PlotWidget):
         if self.matrix.size:
             top = float(np.max(np.abs(self.matrix).sum(axis=1)))
             lim = max(0.25, top * 1.15)
-            self.setYRange(-lim, lim, padding=0)
+            # Extra headroom on top keeps the legend row clear of the bars.
+            self.setYRange(-lim, lim * 1.45, padding=0)
 
     def set_cursor(self, t: float) -> None:
         self.cursor.setValue(float(t))

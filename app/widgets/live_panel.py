@@ -1,7 +1,9 @@
 """Live mode page: device choosers, preview, scrolling timeline, contributions and transcript log."""
 from __future__ import annotations
 
+import time
 from collections import deque
+from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
@@ -98,7 +100,7 @@ class LivePanel(QWidget):
         self.hop_spin.setSuffix(" s")
         self.record_box = QCheckBox("Record to file")
         self.record_path = QLineEdit()
-        self.record_path.setPlaceholderText("live-session.mkv")
+        self.record_path.setPlaceholderText("~/msa-live-<date>.mkv")
         self.device_message = QLabel("")
         self.device_message.setWordWrap(True)
         self.device_message.setStyleSheet("color: #8a5a00;")
@@ -226,7 +228,8 @@ class LivePanel(QWidget):
         else:
             cfg.mic, cfg.mic_backend = mic_name, backend
         if self.record_box.isChecked():
-            cfg.record_path = self.record_path.text().strip() or "live-session.mkv"
+            default = Path.home() / f"msa-live-{time.strftime('%Y%m%d-%H%M%S')}.mkv"
+            cfg.record_path = self.record_path.text().strip() or str(default)
         return cfg
 
     def _on_start_stop(self) -> None:

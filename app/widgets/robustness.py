@@ -166,6 +166,8 @@ class RobustnessPanel(QWidget):
                 f"Mask {self.current_key} ({describe_mask(self.current_key)} present): "
                 f"MAE {summary['mae']:.3f}, Corr {_fmt(summary['corr'])}, "
                 f"sign agreement {summary['sign_agreement'] * 100:.0f}% vs the full prediction."
+                + ("" if math.isfinite(summary["corr"]) else
+                   "  (Corr needs at least two segments whose scores vary.)")
             )
         if len(ends):
             self.compare.setXRange(0, float(np.max(ends)), padding=0.01)

@@ -7,8 +7,6 @@ from typing import Callable
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QCursor
-from PySide6.QtWidgets import QToolTip
 
 from app.widgets.style import MASKED, PLAYHEAD, plain_axes, polarity_color, qcolor
 
@@ -181,7 +179,6 @@ class SentimentTimeline(pg.PlotWidget):
         if idx < 0 or self.hover_provider is None:
             self.hover_text = ""
             self._label.setVisible(False)
-            QToolTip.hideText()
         else:
             self.hover_text = self.hover_provider(idx)
             self._label.setText(self.hover_text)
@@ -192,6 +189,4 @@ class SentimentTimeline(pg.PlotWidget):
             self._label.setAnchor((1, 0) if anchor_right else (0, 0))
             self._label.setPos(float(self.ends[idx]) if anchor_right else left, y1)
             self._label.setVisible(True)
-            if self.underMouse():
-                QToolTip.showText(QCursor.pos(), self.hover_text, self)
         self.hovered.emit(idx)

@@ -9,7 +9,7 @@ synthesised except the temporal layout of the face sequence (see below).
 Rules (per sample, all random draws from ``np.random.default_rng([BASE_SEED, split, replica, i])``):
 
 * text: the MOSI transcript's MiniLM features; label = the MOSI label. Train samples come from
-  MOSI train (REPLICAS_TRAIN pairings each), dev samples from MOSI dev (one pairing each). Optional
+  MOSI train (cfg.replicas_train pairings each), dev samples from MOSI dev (one pairing each). Optional
   text-only extras (SST / MELD, chosen on MOSI dev by unimodal.text_probe) are added to train only,
   with absent or uninformative audio/visual.
 * audio / visual, each independently:
@@ -26,12 +26,15 @@ Rules (per sample, all random draws from ``np.random.default_rng([BASE_SEED, spl
     get clearly expressive clips and weak labels ambiguous ones.
 * splits are disjoint in every source: RAVDESS actors 01-16 / 17-20, FER images by a seeded 80/20
   split, GRID clips 7 / 3, MOSI train / dev.
+* audio trimming: each clip keeps the frames from the first to the last one within 35 dB of its
+  loudest frame, plus 3 frames (0.12 s) each side: RAVDESS clips begin and end with noise-gated
+  digital silence, while pipeline segments are cut around speech.
 * audio gain: RAVDESS is recorded quietly (peaks near -25 dBFS) while user recordings are louder, so
   each audio input gets a random gain G ~ U(GAIN_DB). Applied in feature space, which is exact for
   librosa-v1 except at digital-silence floor frames and voicing-threshold frames: mfcc_0 +=
   G * sqrt(n_mels) (orthonormal DCT of a constant dB shift) and log_rms_db += G; every other
-  column is scale-invariant (checked against re-extraction in the recipe's notes).
-* face sequence: one FER face (a still) becomes T = round(audio duration x 10 Hz) frames
+  column is scale-invariant (prepare_audio.gain_check measures the error against re-extraction).
+* face sequence: one FER face (a still) becomes T = round(trimmed audio duration x 10 Hz) frames
   (10..80). FER crops are static and framed identically, so to avoid a "static face = informative,
   moving face = GRID" shortcut, each frame adds the *temporal deviation from its mean* of a real
   GRID talking-head sequence (blendshapes and rotation; mouth movement of speech), plus Gaussian
@@ -62,6 +65,7 @@ from models.recipes.common import (
 SPLIT_CODE = {"train": 1, "dev": 2}
 GRID_DEV = ("pwij3p", "sbia1a", "swiz3n")  # 3 of the 10 GRID clips form the dev side
 MFCC0_COL, LOG_RMS_COL, N_MELS = 0, 62, 40
+AUDIO_RATE_HZ = 25.0
 N_BLENDSHAPES = 52
 TRANSLATION_COLS = slice(55, 58)
 
@@ -75,6 +79,8 @@ class ComposeConfig:
     neutral_band: float = 0.5
     strength_spread: float = 0.15
     gain_db: tuple[float, float] = (-6.0, 20.0)
+    trim_margin_db: float = 35.0
+    trim_pad_frames: int = 3
     visual_rate_hz: float = 10.0
     min_frames: int = 10
     jitter: float = 0.05
@@ -261,6 +267,18 @@ def face_sequence(src: Sources, plan: dict[str, Any], n_frames: int, split: str,
     return seq.astype(np.float32), np.ones(n_frames, dtype=bool)
 
 
+def trim_silence(feats: np.ndarray, mask: np.ndarray, margin_db: float, pad: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keep the rows from the first to the last frame within `margin_db` of the loudest, plus `pad`
+    rows each side. RAVDESS clips start and end with noise-gated digital silence (-100 dB) that
+    never occurs inside a pipeline segment (segments are cut around speech by VAD/ASR)."""
+    level = np.where(mask, feats[:, LOG_RMS_COL], -np.inf)
+    if not np.isfinite(level).any():
+        return feats, mask
+    loud = np.flatnonzero(level >= level.max() - margin_db)
+    lo, hi = max(0, loud[0] - pad), min(len(feats), loud[-1] + 1 + pad)
+    return feats[lo:hi], mask[lo:hi]
+
+
 def materialise(src: Sources, sample: dict[str, Any], cfg: ComposeConfig):
     from core.types import SegmentFeatures
 
@@ -269,7 +287,9 @@ def materialise(src: Sources, sample: dict[str, Any], cfg: ComposeConfig):
     if a["source"] == "none":
         audio, a_mask, duration = np.zeros((1, 69), np.float32), np.zeros(1, bool), 3.0
     else:
-        feats, a_mask, duration = src.audio(a["source"], a["index"])
+        feats, a_mask, _ = src.audio(a["source"], a["index"])
+        feats, a_mask = trim_silence(feats, a_mask, cfg.trim_margin_db, cfg.trim_pad_frames)
+        duration = len(feats) / AUDIO_RATE_HZ
         audio = apply_gain(feats, a_mask, a["gain_db"])
     v = sample["visual"]
     if v["source"] == "none":

@@ -97,7 +97,8 @@ Sources and licences:
 ## Recipe
 
 - command: `{run['command']}` (whole run: {_f(run['timings_s'].get('total', float('nan')) / 60, 1)} min on
-  {run['cpu_count']} CPU cores, {run['torch_threads']} torch threads; this model: {_f(rep['seconds'], 0)} s)
+  {run['cpu_count']} CPU cores, {len(run['worker_groups'])} worker process(es) x {run['threads_per_worker']} torch thread(s);
+  this model: {_f(rep['seconds'], 0)} s including evaluation)
 - trainer `models.train.train_model`: AdamW lr {tr['lr']}, weight decay {tr['weight_decay']}, batch {tr['batch_size']},
   up to {tr['epochs']} epochs (ran {tr['epochs_run']}, best epoch {tr['best_epoch']}, patience {tr['patience']}),
   selection on composed-dev {tr['select_metric']}, grad clip {tr['grad_clip']}
@@ -156,10 +157,11 @@ the composed corpus (they are architecture-specific), not initialised from the p
 
 
 def corpus_card(corpus: dict[str, Any], uni: dict[str, Any], vis_info: dict[str, Any] | None,
-                run: dict[str, Any]) -> str:
+                run: dict[str, Any], audio_info: dict[str, Any] | None = None) -> str:
     from models.recipes import compose as compose_mod
 
     cfg = corpus["config"]
+    gain = (audio_info or {}).get("gain_check", {})
 
     def stats(split: str) -> str:
         s = corpus[split]
@@ -205,6 +207,10 @@ label; `absent` = no such modality.
   border; MediaPipe detection rate {_f(vis_info['detection_rate']) if vis_info else 'n/a'}
   (per class: {vis_info['detection_rate_per_class'] if vis_info else 'n/a'}).
 - RAVDESS: all 1200 speech clips of actors 01-20, one segment per clip, librosa-v1 at 25 Hz.
+- Feature-space gain model (`compose.apply_gain`) vs re-extraction at {_f(gain.get('gain_db'), 0)} dB on
+  {len(gain.get('clips', []))} clips: mean error {_f(gain.get('level_columns', {}).get('gain_model'))} column-std on
+  mfcc_0/log_rms_db ({_f(gain.get('level_columns', {}).get('no_adjustment'))} without adjustment),
+  {_f(gain.get('all_columns', {}).get('gain_model'))} over all 69 columns.
 - Text selection (unimodal ridge probe on MOSI dev): extra corpora = {corpus['text_choice'].get('extra') or 'none'}.
 
 ## Licences
@@ -226,13 +232,15 @@ def make_cards(out: Path) -> list[Path]:
     written = []
     for path in sorted(reports.glob("*.json")):
         rep = read_json(path)
-        if not isinstance(rep, dict) or "composed_dev" not in rep:
+        if not isinstance(rep, dict) or "composed_dev" not in rep or "model" not in rep:
             continue
         card = cards / f"{rep['model']}.md"
         card.write_text(model_card(rep, uni, corpus, run, vis_info), encoding="utf-8")
         written.append(card)
     readme = cards / "README.md"
-    readme.write_text(corpus_card(corpus, uni, vis_info, run), encoding="utf-8")
+    audio_path = reports / "audio_info.json"
+    audio_info = read_json(audio_path) if audio_path.exists() else None
+    readme.write_text(corpus_card(corpus, uni, vis_info, run, audio_info), encoding="utf-8")
     written.append(readme)
     return written
 

@@ -28,11 +28,10 @@ from models.recipes.common import CORPUS_VERSION, Stopwatch, data_dir, limit_thr
 TRAIN_OVERRIDES: dict[str, dict[str, Any]] = {
     "lnln": {"lr": 5e-4},
     "emt-dlfr": {"lr": 5e-4},
-    "mult": {"lr": 5e-4},
 }
 SEED = 1111
-EPOCHS = 10
-PATIENCE = 4
+EPOCHS = 5
+PATIENCE = 2
 BATCH_SIZE = 32
 ROBUSTNESS_SEEDS = (1111, 1112)
 
@@ -145,9 +144,10 @@ def train_one(name: str, train_ds, dev_ds, text_ds, work: Path, out: Path, encod
     meta = read_checkpoint_meta(ckpt_dir / f"{name}.safetensors")
     training = dict(meta.training)
     training.update({"train_seconds": train_seconds, "reencode_text_in_training": reencode_train})
-    metrics = {"composed_dev": valid, "mosi_dev_text_only": text_only,
+    metrics = {"valid": valid, "composed_dev": valid, "mosi_dev_text_only": text_only,
                "robustness_average": robust["average"]}
-    dest = save_checkpoint(out / "checkpoints", model, model_name=name, config=meta.config, spec=default_spec(),
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    dest = save_checkpoint(out / "checkpoints" / name, model, model_name=name, config=meta.config, spec=default_spec(),
                            training=training, metrics=metrics)
     report = {
         "model": name, "checkpoint": str(dest.relative_to(out.parent)) if out.parent in dest.parents else str(dest),
@@ -164,14 +164,74 @@ def train_one(name: str, train_ds, dev_ds, text_ds, work: Path, out: Path, encod
     return report
 
 
+#: Relative training cost per sample (measured on the 2-core machine), used only to split the
+#: models between parallel workers so both finish at about the same time.
+RELATIVE_COST = {"emt-dlfr": 34, "mult": 33, "conki": 31, "lnln": 17, "cenet": 12, "self-mm": 4, "tfn": 1.5,
+                 "late-fusion": 1}
+
+
+def assign_workers(models: list[str], workers: int) -> list[list[str]]:
+    """Greedy longest-first split of the models over `workers` groups (keeps the given order inside)."""
+    groups: list[list[str]] = [[] for _ in range(max(1, workers))]
+    load = [0.0] * len(groups)
+    for name in sorted(models, key=lambda n: -RELATIVE_COST.get(n, 10)):
+        k = load.index(min(load))
+        groups[k].append(name)
+        load[k] += RELATIVE_COST.get(name, 10)
+    return [g for g in groups if g]
+
+
+def _train_group(args: tuple) -> dict[str, float]:
+    """Train a list of models in this process (one worker of the parallel run)."""
+    names, data, out, work, epochs, quick, reencode_train, threads = args
+    from models.recipes.compose import ComposeConfig, _config_from_info, load_split
+    from models.recipes.reencode_cache import CachedReencoder, load_cache
+
+    limit_threads(threads)
+    cfg = ComposeConfig(**_config_from_info(work))
+    corpus = read_json(work / "corpus" / "corpus.json")
+    train_ds, dev_ds = load_split(work, "train", cfg), load_split(work, "dev", cfg)
+    encoder = text_encoder()
+    text_ds = mosi_dev_text_only(data, encoder)
+    # Same seed + data + batch size => every model sees the same corrupted sentences: re-encode once
+    # (precomputed by run(); anything the plan missed is encoded on demand and cached here).
+    cache_path = work / "reencode_cache.npz"
+    reencode = load_cache(encoder.encode_ids, cache_path) if cache_path.exists() else CachedReencoder(encoder.encode_ids)
+    seconds = {}
+    for name in names:
+        rep = train_one(name, train_ds, dev_ds, text_ds, work, out, encoder, reencode, corpus, epochs,
+                        ROBUSTNESS_SEEDS[:1] if quick else ROBUSTNESS_SEEDS, reencode_train)
+        seconds[name] = rep["seconds"]
+        log(f"re-encode cache: {reencode.stats()}")
+    return seconds
+
+
+def precompute_reencodings(work: Path, cfg, epochs: int, robustness_seeds: tuple[int, ...], workers: int) -> None:
+    """Re-encode, once and in parallel, every corrupted sentence training and evaluation will need."""
+    from models.data import token_id
+    from models.evaluate import default_rates
+    from models.recipes.compose import load_split
+    from models.recipes.reencode_cache import CachedReencoder, planned_rows, precompute, save_cache
+
+    train_ds, dev_ds = load_split(work, "train", cfg), load_split(work, "dev", cfg)
+    unk = token_id(train_ds.spec, "unk_id")
+    rows = planned_rows(train_ds, dev_ds, epochs=epochs, batch_size=BATCH_SIZE, seed=SEED,
+                        eval_seeds=robustness_seeds, eval_rates=default_rates(), unk_id=unk)
+    cache = CachedReencoder(encode_ids=None)
+    n = precompute(cache, rows, workers=max(1, workers))
+    save_cache(cache, work / "reencode_cache.npz")
+    log(f"re-encode: {n} corrupted sentences encoded ahead of training")
+
+
 def run(data: Path, out: Path, work: Path, models: list[str], epochs: int, quick: bool, jobs: int,
-        reencode_train: bool) -> dict[str, Any]:
-    from models.recipes.compose import ComposeConfig, compose, load_split
+        reencode_train: bool, workers: int = 2) -> dict[str, Any]:
+    from multiprocessing import get_context
+
+    from models.recipes.compose import ComposeConfig, compose
     from models.recipes.make_cards import make_cards
     from models.recipes.prepare_audio import prepare_audio
     from models.recipes.prepare_text import prepare_text
     from models.recipes.prepare_visual import prepare_visual
-    from models.recipes.reencode_cache import CachedReencoder
     from models.recipes.unimodal import run_unimodal
 
     watch = Stopwatch()
@@ -192,29 +252,35 @@ def run(data: Path, out: Path, work: Path, models: list[str], epochs: int, quick
     t = Stopwatch()
     cfg = ComposeConfig(replicas_train=1, extra_text_cap=300) if quick else ComposeConfig()
     corpus = compose(work, cfg, force=True)
-    train_ds, dev_ds = load_split(work, "train", cfg), load_split(work, "dev", cfg)
     timings["compose"] = t.seconds
-    encoder = text_encoder()
-    text_ds = mosi_dev_text_only(data, encoder)
-    # Same seed + data + batch size => every model sees the same corrupted sentences: re-encode once.
-    reencode = CachedReencoder(encoder.encode_ids)
-    write_json(out / "model_cards" / "reports" / "unimodal.json", unimodal)
-    write_json(out / "model_cards" / "reports" / "corpus.json", corpus)
-    write_json(out / "model_cards" / "reports" / "visual_info.json", read_json(work / "visual" / "info.json"))
-    reports = {}
-    for name in models:
-        t = Stopwatch()
-        reports[name] = train_one(name, train_ds, dev_ds, text_ds, work, out, encoder, reencode, corpus, epochs,
-                                  ROBUSTNESS_SEEDS[:1] if quick else ROBUSTNESS_SEEDS, reencode_train)
-        timings[f"model:{name}"] = t.seconds
-        log(f"re-encode cache: {reencode.stats()}")
+    reports_dir = out / "model_cards" / "reports"
+    write_json(reports_dir / "unimodal.json", unimodal)
+    write_json(reports_dir / "corpus.json", corpus)
+    write_json(reports_dir / "visual_info.json", read_json(work / "visual" / "info.json"))
+    write_json(reports_dir / "audio_info.json", read_json(work / "audio" / "info.json"))
+    t = Stopwatch()
+    precompute_reencodings(work, cfg, epochs, ROBUSTNESS_SEEDS[:1] if quick else ROBUSTNESS_SEEDS, workers)
+    timings["precompute_reencode"] = t.seconds
+    groups = assign_workers(models, workers)
+    log(f"train: {len(models)} models on {len(groups)} worker(s): {groups}")
+    t = Stopwatch()
+    threads = 1 if len(groups) > 1 else _torch_threads()
+    jobs_args = [(g, data, out, work, epochs, quick, reencode_train, threads) for g in groups]
+    if len(groups) == 1:
+        results = [_train_group(jobs_args[0])]
+    else:
+        with get_context("spawn").Pool(len(groups)) as pool:
+            results = pool.map(_train_group, jobs_args)
+    for r in results:
+        timings.update({f"model:{k}": v for k, v in r.items()})
+    timings["train_all_models"] = t.seconds
     timings["total"] = watch.seconds
-    run_info = {"timings_s": timings, "models": models, "epochs": epochs, "quick": quick, "cpu_count": os.cpu_count(),
-                "torch_threads": _torch_threads(), "corpus": CORPUS_VERSION,
+    run_info = {"timings_s": timings, "models": models, "worker_groups": groups, "threads_per_worker": threads,
+                "epochs": epochs, "quick": quick, "cpu_count": os.cpu_count(), "corpus": CORPUS_VERSION,
                 "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
                 "command": f"python -m models.recipes.train_all --data {data} --out {out} --work {work}"
                            + (" --quick" if quick else "")}
-    write_json(out / "model_cards" / "reports" / "run.json", run_info)
+    write_json(reports_dir / "run.json", run_info)
     make_cards(out)
     log(f"all done in {watch.seconds} s")
     return run_info
@@ -235,13 +301,14 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=EPOCHS)
     ap.add_argument("--quick", action="store_true", help="smoke pass: 1 pairing per MOSI sample, 1 robustness seed")
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (per worker: 1 when --workers > 1)")
+    ap.add_argument("--workers", type=int, default=2, help="models trained in parallel processes")
     ap.add_argument("--no-reencode", action="store_true",
                     help="train with dropped text tokens zeroed instead of re-encoded (faster, approximate)")
     a = ap.parse_args()
     limit_threads(a.threads)
     run(data_dir(a.data), Path(a.out).resolve(), Path(a.work).resolve(), model_list(a.models), a.epochs, a.quick,
-        a.jobs, not a.no_reencode)
+        a.jobs, not a.no_reencode, a.workers)
 
 
 if __name__ == "__main__":

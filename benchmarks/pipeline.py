@@ -259,7 +259,8 @@ def _stage_table(clock: StageClock) -> dict[str, float]:
     return out
 
 
-def worker_optimised(clip: str, warmup: str, model: str, result_path: str) -> None:
+def worker_optimised(clip: str, warmup: str, model: str, result_path: str,
+                     asr_options: dict[str, Any] | None = None) -> None:
     from core.analyzer import analyze_file
     from core.cached_analysis import analyze_file_cached
     from core.engine import InferenceEngine
@@ -270,7 +271,7 @@ def worker_optimised(clip: str, warmup: str, model: str, result_path: str) -> No
     clock = StageClock()
     t0 = time.perf_counter()
     engine = InferenceEngine(model, device="cpu", allow_untrained=True)
-    pipeline = _timed_pipeline_class()(engine.spec, device="cpu")
+    pipeline = _timed_pipeline_class()(engine.spec, device="cpu", asr_options=asr_options)
     pipeline.clock = clock
     instrument_engine(engine, clock)
     _instrument_frame_decode(clock)
@@ -412,7 +413,7 @@ def _loadavg() -> str:
 
 def print_report(runs: list[dict[str, Any]], live: dict[str, Any] | None, info: dict[str, Any]) -> bool:
     print()
-    print(f"MSA Studio pipeline benchmark — model {info['model']}, {info['cores']} CPU cores, "
+    print(f"MSA Studio pipeline benchmark — model {info['model']}, ASR {info['asr']}, {info['cores']} CPU cores, "
           f"clips: {info['source']} {info['size']}, load average before/after: {info['load_before']} / "
           f"{_loadavg()}")
     print("Stage wall times in seconds (optimised stages overlap: visual runs in a thread).")
@@ -500,6 +501,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--live-seconds", type=float, default=30.0)
     ap.add_argument("--json", help="also write all measurements to this JSON file")
     ap.add_argument("--timeout", type=float, default=1800.0, help="per-worker timeout (s)")
+    ap.add_argument("--asr-beam", type=int, help="optimised pipeline only: Whisper beam size (default: the "
+                    "pipeline's own); e.g. 1 to measure a faster ASR setting")
     # internal: worker mode
     ap.add_argument("--worker", choices=["optimised", "naive", "live"], help=argparse.SUPPRESS)
     ap.add_argument("--clip", help=argparse.SUPPRESS)
@@ -509,7 +512,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.worker:
         if args.worker == "optimised":
-            worker_optimised(args.clip, args.warmup, args.model, args.result)
+            asr = {"beam_size": args.asr_beam} if args.asr_beam else None
+            worker_optimised(args.clip, args.warmup, args.model, args.result, asr)
         elif args.worker == "naive":
             worker_naive(args.clip, args.warmup, args.model, args.result)
         else:
@@ -529,7 +533,8 @@ def main(argv: list[str] | None = None) -> int:
     if source == "auto":
         source = "grid" if any(GRID_DIR.glob("*.mpg")) else "synthetic"
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    info = {"model": args.model, "cores": cores, "source": source, "size": args.size, "load_before": _loadavg()}
+    info = {"model": args.model, "cores": cores, "source": source, "size": args.size, "load_before": _loadavg(),
+            "asr": f"beam {args.asr_beam}" if args.asr_beam else "pipeline default"}
     clips_dir = Path(args.clips_dir)
     t_start = time.perf_counter()
     warmup, _ = ensure_clip(clips_dir, 3.0, size, source)
@@ -539,7 +544,9 @@ def main(argv: list[str] | None = None) -> int:
         if gen:
             print(f"generated {clip.name} in {gen:.0f} s", file=sys.stderr)
         print(f"[{time.perf_counter() - t_start:6.0f} s] optimised on {d:.0f} s clip ...", file=sys.stderr)
-        run = {"clip": str(clip), "duration": d, "optimised": _run_worker("optimised", clip, warmup, args.model, args.timeout)}
+        extra = ["--asr-beam", str(args.asr_beam)] if args.asr_beam else []
+        run = {"clip": str(clip), "duration": d,
+               "optimised": _run_worker("optimised", clip, warmup, args.model, args.timeout, extra)}
         if "duration" in run["optimised"]:
             run["duration"] = run["optimised"]["duration"]
         if not args.no_naive and d <= args.naive_max_duration:

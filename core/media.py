@@ -189,10 +189,6 @@ class _GrowingBuffer:
         self._data[self.size:need] = chunk
         self.size = need
 
-    def pad_to(self, n: int) -> None:
-        if n > self.size:
-            self.append(np.zeros(n - self.size, dtype=np.float32))
-
     def result(self, limit: int | None = None) -> np.ndarray:
         n = self.size if limit is None else min(self.size, limit)
         if len(self._data) - n <= max(16000, n // 20):
@@ -207,90 +203,138 @@ def load_audio(path: str | os.PathLike, sr: int = 16000, ctx: RunContext | None 
     Progress goes to ctx stage "decode". Raises MediaError("no audio stream ...") for video-only
     files so callers can decide whether audio is optional.
     """
-    if sr <= 0:
-        raise ValueError("sr must be positive")
-    container, p = _open(path)
-    try:
-        stream = _audio_stream(container)
-        if stream is None:
-            raise MediaError(f"no audio stream in {p.name}")
-        stream.thread_type = "AUTO"
-        declared = _declared_duration(container)
-        limit = None if max_seconds is None else max(0, int(round(max_seconds * sr)))
-        expect = declared if declared is not None else 60.0
-        if max_seconds is not None:
-            expect = min(expect, max_seconds)
-        buf = _GrowingBuffer(int(expect * sr) + sr)
+    stream = _AudioDecode(path, sr, ctx, max_seconds)
+    buf = _GrowingBuffer(int(stream.expected_seconds * sr) + sr)
+    for chunk in stream:
+        buf.append(chunk)
+    wave = buf.result(stream.limit)
+    stream.finish(len(wave))
+    return wave
+
+
+def iter_audio_blocks(path: str | os.PathLike, sr: int = 16000, block_seconds: float = 300.0,
+                      ctx: RunContext | None = None) -> Iterator[tuple[float, np.ndarray]]:
+    """Yield (start_seconds, mono float32 block) of `block_seconds` each (the last may be shorter),
+    so that hour-long recordings never sit in memory whole. Same samples as `load_audio`."""
+    if block_seconds <= 0:
+        raise ValueError("block_seconds must be positive")
+    stream = _AudioDecode(path, sr, ctx, None)
+    block = int(round(block_seconds * sr))
+    pending: list[np.ndarray] = []
+    n_pending = emitted = 0
+    for chunk in stream:
+        pending.append(chunk)
+        n_pending += len(chunk)
+        while n_pending >= block:
+            joined = np.concatenate(pending)
+            yield emitted / sr, joined[:block]
+            emitted += block
+            rest = joined[block:]
+            pending, n_pending = ([rest] if len(rest) else []), len(rest)
+    if n_pending:
+        yield emitted / sr, np.concatenate(pending)
+        emitted += n_pending
+    stream.finish(emitted)
+
+
+class _AudioDecode:
+    """The decode loop shared by load_audio and iter_audio_blocks: iterating yields float32 chunks
+    (decoded audio, or zeros that keep sample i at time i/sr); `finish(n)` raises or warns."""
+
+    def __init__(self, path: str | os.PathLike, sr: int, ctx: RunContext | None,
+                 max_seconds: float | None) -> None:
+        if sr <= 0:
+            raise ValueError("sr must be positive")
+        self.sr, self.ctx = sr, ctx
+        self.container, self.path = _open(path)
+        self.stream = _audio_stream(self.container)
+        if self.stream is None:
+            self.container.close()
+            raise MediaError(f"no audio stream in {self.path.name}")
+        self.stream.thread_type = "AUTO"
+        self.declared = _declared_duration(self.container)
+        self.max_seconds = max_seconds
+        self.limit = None if max_seconds is None else max(0, int(round(max_seconds * sr)))
+        expect = self.declared if self.declared is not None else 60.0
+        self.expected_seconds = min(expect, max_seconds) if max_seconds is not None else expect
+        self.bad_packets = 0
+        self.gap_s = 0.0
+        self.stop_reason = ""
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        sr, ctx, limit, container = self.sr, self.ctx, self.limit, self.container
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
         origin = _origin(container)
         placed_start = False
-        gap_s = 0.0
-        bad_packets = consecutive_bad = 0
-        stop_reason = ""
+        pos = consecutive_bad = 0
         last_report = -1.0
-
-        def add(frames: list[av.AudioFrame]) -> None:
-            for out in frames:
-                buf.append(out.to_ndarray().reshape(-1))
-
         try:
-            for packet in container.demux(stream):
-                try:
-                    decoded = packet.decode()
-                    consecutive_bad = 0
-                except (av.error.InvalidDataError, av.error.PatchWelcomeError,
-                        av.error.UndefinedError) as exc:
-                    bad_packets += 1
-                    consecutive_bad += 1
-                    if consecutive_bad >= _MAX_CONSECUTIVE_BAD_PACKETS:
-                        stop_reason = _short(exc)
-                        break
-                    continue
-                for frame in decoded:
-                    if frame.time is not None:
-                        # Keep sample i at time i/sr on the container timeline: a stream that
-                        # starts late gets leading silence, and a hole (lost packets) is filled
-                        # with silence instead of pulling later audio out of sync with video.
-                        expected = int(round((frame.time - origin) * sr))
-                        if not placed_start and expected > sr // 1000:
-                            buf.pad_to(expected)
-                        elif placed_start and expected - buf.size > _GAP_FILL_S * sr:
-                            gap_s += (expected - buf.size) / sr
-                            buf.pad_to(expected)
-                    placed_start = True
-                    add(resampler.resample(frame))
-                    t = buf.size / sr
-                    if ctx is not None and declared and t - last_report >= 0.5:
-                        ctx.report("decode", t / (max_seconds or declared), f"audio {t:.1f} s")
-                        last_report = t
-                if limit is not None and buf.size >= limit:
-                    break
-        except av.error.FFmpegError as exc:  # demuxer gave up: damaged or truncated container
-            stop_reason = _short(exc)
-        if not stop_reason and (limit is None or buf.size < limit):
             try:
-                add(resampler.resample(None))  # flush the resampler's delay line
-            except av.error.FFmpegError:
-                pass
+                for packet in container.demux(self.stream):
+                    try:
+                        decoded = packet.decode()
+                        consecutive_bad = 0
+                    except (av.error.InvalidDataError, av.error.PatchWelcomeError,
+                            av.error.UndefinedError) as exc:
+                        self.bad_packets += 1
+                        consecutive_bad += 1
+                        if consecutive_bad >= _MAX_CONSECUTIVE_BAD_PACKETS:
+                            self.stop_reason = _short(exc)
+                            break
+                        continue
+                    for frame in decoded:
+                        if frame.time is not None:
+                            # Keep sample i at time i/sr on the container timeline: a stream that
+                            # starts late gets leading silence, and a hole (lost packets) is filled
+                            # with silence instead of pulling later audio out of sync with video.
+                            expected = int(round((frame.time - origin) * sr))
+                            gap = expected - pos
+                            if (not placed_start and expected > sr // 1000) or (
+                                placed_start and gap > _GAP_FILL_S * sr
+                            ):
+                                if placed_start:
+                                    self.gap_s += gap / sr
+                                yield np.zeros(gap, dtype=np.float32)
+                                pos = expected
+                        placed_start = True
+                        for out in resampler.resample(frame):
+                            chunk = out.to_ndarray().reshape(-1)
+                            pos += len(chunk)
+                            yield chunk
+                        t = pos / sr
+                        if ctx is not None and self.declared and t - last_report >= 0.5:
+                            ctx.report("decode", t / (self.max_seconds or self.declared), f"audio {t:.1f} s")
+                            last_report = t
+                    if limit is not None and pos >= limit:
+                        break
+            except av.error.FFmpegError as exc:  # demuxer gave up: damaged or truncated container
+                self.stop_reason = _short(exc)
+            if not self.stop_reason and (limit is None or pos < limit):
+                try:
+                    for out in resampler.resample(None):  # flush the resampler's delay line
+                        yield out.to_ndarray().reshape(-1)
+                except av.error.FFmpegError:
+                    pass
+        finally:
+            container.close()
 
-        wave = buf.result(limit)
-        decoded_s = len(wave) / sr
-        if len(wave) == 0:
-            detail = f" ({stop_reason})" if stop_reason else ""
-            raise MediaError(f"could not decode any audio from {p.name}{detail}")
-        if ctx is not None:
-            if stop_reason or bad_packets or gap_s:
-                ctx.warn(f"{p.name}: audio is damaged ({bad_packets} bad packet(s), "
-                         f"{gap_s:.1f} s of gaps filled with silence"
-                         f"{'; stopped: ' + stop_reason if stop_reason else ''}); "
-                         f"kept {decoded_s:.1f} s")
-            elif limit is None and _looks_truncated(decoded_s, declared):
-                ctx.warn(f"{p.name}: audio ends at {decoded_s:.1f} s but the file declares "
-                         f"{declared:.1f} s (truncated or damaged)")
-            ctx.report("decode", 1.0, f"audio {decoded_s:.1f} s")
-        return wave
-    finally:
-        container.close()
+    def finish(self, n_samples: int) -> None:
+        decoded_s = n_samples / self.sr
+        ctx, name = self.ctx, self.path.name
+        if n_samples == 0:
+            detail = f" ({self.stop_reason})" if self.stop_reason else ""
+            raise MediaError(f"could not decode any audio from {name}{detail}")
+        if ctx is None:
+            return
+        if self.stop_reason or self.bad_packets or self.gap_s:
+            ctx.warn(f"{name}: audio is damaged ({self.bad_packets} bad packet(s), "
+                     f"{self.gap_s:.1f} s of gaps filled with silence"
+                     f"{'; stopped: ' + self.stop_reason if self.stop_reason else ''}); "
+                     f"kept {decoded_s:.1f} s")
+        elif self.limit is None and _looks_truncated(decoded_s, self.declared):
+            ctx.warn(f"{name}: audio ends at {decoded_s:.1f} s but the file declares "
+                     f"{self.declared:.1f} s (truncated or damaged)")
+        ctx.report("decode", 1.0, f"audio {decoded_s:.1f} s")
 
 
 def _looks_truncated(decoded_s: float, declared: float | None) -> bool:

@@ -22,6 +22,10 @@ from core.types import AudioTrack, MediaInfo, Segment, SegmentFeatures, VisualTr
 SR = 16000
 # When there is no audio (so no ASR/VAD), fall back to windows of this length.
 _NO_AUDIO_WINDOW_S = 4.0
+# Audio is decoded and analysed in blocks of this length (a multiple of the 40 ms feature hop).
+AUDIO_BLOCK_S = 300.0
+# Peak amplitude below which a block counts as digital silence.
+_SILENCE_PEAK = 1e-4
 
 
 @dataclass
@@ -127,9 +131,7 @@ class FeaturePipeline:
         else:
             ctx.warn("no video stream: visual modality is missing (scored as masked)")
         try:
-            wave = self._load_audio(path, info, ctx)
-            audio_track = self.audio_extractor.extract(wave, ctx) if wave is not None else None
-            segments = self._segments(wave, info, transcript, ctx)
+            audio_track, segments = self._audio_and_segments(path, info, transcript, ctx)
         except BaseException:
             ctx.cancel.cancel()  # stop the visual thread too, then re-raise
             if visual_thread is not None:
@@ -142,7 +144,7 @@ class FeaturePipeline:
                 ctx.check()
             if "error" in visual_box:
                 err = visual_box["error"]
-                if isinstance(err, MediaError) and wave is not None:
+                if isinstance(err, MediaError) and audio_track is not None:
                     ctx.warn(f"video could not be decoded ({err}); visual modality is missing")
                 else:
                     raise err
@@ -177,40 +179,77 @@ class FeaturePipeline:
                 raise
             ctx.warn(f"audio could not be decoded ({exc}); audio and text modalities are missing")
             return None
-        if float(np.max(np.abs(wave))) < 1e-4:
+        if float(np.max(np.abs(wave))) < _SILENCE_PEAK:
             ctx.warn("the audio track is silent")
         return wave
 
-    def _segments(
-        self, wave: np.ndarray | None, info: MediaInfo, transcript: str | None, ctx: RunContext
-    ) -> list[Segment]:
-        from core import segmentation
-        from core.transcripts import load_transcript
+    def _audio_and_segments(
+        self, path: str, info: MediaInfo, transcript: str | None, ctx: RunContext
+    ) -> tuple[AudioTrack | None, list[Segment]]:
+        """Audio features, VAD and ASR in blocks of AUDIO_BLOCK_S, so an hours-long recording never
+        sits in memory whole (only its 25 Hz feature track does). Block boundaries: audio frames are
+        stitched exactly (hop divides the block); ASR may split a word that straddles a boundary."""
+        from core import media, segmentation
+        from core.transcripts import is_untimed, load_transcript
 
-        duration = info.duration if info.duration > 0 else (len(wave) / SR if wave is not None else 0.0)
+        user = load_transcript(transcript, ctx=ctx) if transcript else None
+        if not info.has_audio:
+            ctx.warn("no audio stream: audio and speech (text) modalities are missing")
+            return None, self._windows_without_audio(info, user, ctx)
+        # A timed transcript (SRT/VTT) replaces ASR; an untimed one needs ASR word times to align to.
+        need_asr = user is None or any(is_untimed(s) for s in user)
+        block_len = int(AUDIO_BLOCK_S * SR)
+        times, feats, regions, asr_segs = [], [], [], []
+        peak, n_samples = 0.0, 0
+        try:
+            for start, block in media.iter_audio_blocks(path, SR, AUDIO_BLOCK_S, ctx):
+                ctx.check()
+                n_samples = int(start * SR) + len(block)
+                track = self.audio_extractor.extract(block)
+                keep = track.times < len(block) / SR if len(block) == block_len else slice(None)
+                times.append(track.times[keep] + start)
+                feats.append(track.features[keep])
+                level = float(np.max(np.abs(block))) if len(block) else 0.0
+                peak = max(peak, level)
+                if level < _SILENCE_PEAK:
+                    continue  # digital silence: no speech to find, skip VAD and ASR
+                block_regions = [(a + start, b + start) for a, b in segmentation.speech_regions(block, sr=SR)]
+                regions.extend(block_regions)
+                if block_regions and need_asr:
+                    asr_segs.extend(self.asr.transcribe(block, ctx=ctx, offset=start))
+        except MediaError as exc:
+            if not info.has_video:
+                raise
+            ctx.warn(f"audio could not be decoded ({exc}); audio and text modalities are missing")
+            return None, self._windows_without_audio(info, user, ctx)
+        audio_track = AudioTrack(np.concatenate(times), np.concatenate(feats).astype(np.float32, copy=False))
+        ctx.report("audio features", 1.0, "")
+        if peak < _SILENCE_PEAK:
+            ctx.warn("the audio track is silent")
+        if not regions:
+            ctx.warn("no speech detected")
+        duration = info.duration if info.duration > 0 else n_samples / SR
         if duration <= 0:
             raise MediaError(f"{info.path}: the recording has zero length")
-        if wave is None:
-            segs = segmentation.fixed_windows(duration, window=_NO_AUDIO_WINDOW_S, hop=_NO_AUDIO_WINDOW_S)
-            if transcript:
-                ctx.warn("a transcript was given but there is no audio to align it with; it is ignored")
-            return segs
-        ctx.report("segment", 0.0, "voice activity detection")
-        regions = segmentation.speech_regions(wave, sr=SR)
-        if transcript:
-            user = load_transcript(transcript, ctx=ctx)
-            if any(s.start < 0 for s in user):
-                asr_segs = self.asr.transcribe(wave, ctx=ctx) if regions else []
+        if user is not None:
+            if need_asr:
                 words = [w for s in asr_segs for w in s.words]
                 user = segmentation.align_transcript(user, words, regions, duration)
             base = user
         else:
-            base = self.asr.transcribe(wave, ctx=ctx) if regions else []
-            if not regions:
-                ctx.warn("no speech detected")
+            base = asr_segs
         segs = segmentation.segment_utterances(base, duration, speech_regions=regions)
         ctx.report("segment", 1.0, f"{len(segs)} segments")
-        return segs
+        return audio_track, segs
+
+    def _windows_without_audio(self, info: MediaInfo, user: list[Segment] | None, ctx: RunContext) -> list[Segment]:
+        from core import segmentation
+
+        if info.duration <= 0:
+            raise MediaError(f"{info.path}: the recording has zero length")
+        if user:
+            ctx.warn("a transcript was given but there is no audio to align it with; it is ignored")
+        return segmentation.fixed_windows(info.duration, window=_NO_AUDIO_WINDOW_S, hop=_NO_AUDIO_WINDOW_S)
 
     # -- per-segment inputs -----------------------------------------------------------------
     def features_for_segments(

@@ -278,7 +278,12 @@ def _run_pool(todo: list[ClipJob], factory: PipelineFactory, workers: int,
                 while queue or futures:
                     while queue and len(futures) < limit and not crashed:
                         job = queue.pop(0)
-                        futures[pool.submit(_worker_clip, job.path or "", job.text)] = job
+                        try:
+                            futures[pool.submit(_worker_clip, job.path or "", job.text)] = job
+                        except BrokenProcessPool:
+                            # A worker died before we saw its future fail: this job never ran, but
+                            # re-running it with the suspects (one at a time) is safe.
+                            crashed.append(job)
                     finished, _ = wait(list(futures), timeout=0.5, return_when=FIRST_COMPLETED)
                     ctx.check()
                     for fut in finished:

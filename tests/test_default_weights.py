@@ -93,15 +93,25 @@ def test_default_model_is_loaded_not_untrained(spoken):
 
 
 @requires_espeak
+def test_default_model_sign_correct_through_analyze_file(spoken):
+    assert _recording_score(spoken["positive"][0]) > 0, "default model: clearly positive speech scored <= 0"
+    assert _recording_score(spoken["negative"][0]) < 0, "default model: clearly negative speech scored >= 0"
+
+
+@requires_espeak
 @pytest.mark.parametrize("name", shipped_models())
 def test_sign_correct_on_spoken_clips(spoken, name):
-    from core.analyzer import result_from_features
+    """Every shipped model on the features analyze_file extracted (fused score = what
+    result_from_features reports as SegmentResult.score; the Shapley part is skipped for speed)."""
     from core.engine import InferenceEngine
 
     engine = InferenceEngine(name, allow_untrained=False)
+    assert not engine.untrained
     scores = {}
     for polarity, (_, rec) in spoken.items():
-        scores[polarity] = _recording_score(result_from_features(rec, engine))
+        seg_scores = engine.score(rec.features)
+        w = np.array([max(s.end - s.start, 1e-3) for s in rec.segments])
+        scores[polarity] = float(np.sum(w * seg_scores) / w.sum())
     assert scores["positive"] > 0, f"{name}: clearly positive speech scored {scores['positive']:+.3f}"
     assert scores["negative"] < 0, f"{name}: clearly negative speech scored {scores['negative']:+.3f}"
 
@@ -120,26 +130,47 @@ def _card_row(card: str, label: str) -> list[float]:
     raise AssertionError(f"row {label!r} not found in the card")
 
 
+def test_cards_quote_the_checkpoint_metrics():
+    """Each card's text-only row is the metric stored in its checkpoint sidecar (no hand-typed numbers)."""
+    from models.checkpoint import read_checkpoint_meta
+    from models.recipes.make_cards import METRICS
+
+    for name in shipped_models():
+        stored = read_checkpoint_meta(CHECKPOINTS / f"{name}.safetensors").metrics["mosi_dev_text_only"]
+        row = _card_row((CARDS / f"{name}.md").read_text(encoding="utf-8"), "MOSI dev transcripts, no audio/video")
+        assert len(row) == len(METRICS)
+        for value, metric in zip(row, METRICS):
+            assert abs(value - stored[metric]) <= 5e-4 + 1e-9, f"{name}: card {metric} {value} vs sidecar {stored[metric]:.4f}"
+
+
 @requires_mosi
-def test_card_text_only_metrics_reproduce():
-    """Re-compute the cards' "MOSI dev transcripts, no audio/video" row from the shipped checkpoints
-    with the recipe's own evaluation function."""
+@pytest.mark.parametrize("name", ["lnln", "late-fusion"])
+def test_card_text_only_metrics_reproduce(name):
+    """Re-compute a card's "MOSI dev transcripts, no audio/video" row from the shipped checkpoint with
+    the recipe's own evaluation function (MOSI dev transcripts -> MiniLM -> model, no audio/video)."""
     from models.checkpoint import load_checkpoint
     from models.recipes.make_cards import METRICS
-    from models.recipes.train_all import eval_text_only, mosi_dev_text_only
+    from models.recipes.train_all import eval_text_only
 
-    names = shipped_models()
-    if not names:
-        pytest.skip("no shipped checkpoints")
-    ds = mosi_dev_text_only(DATA_DIR)
-    for name in names:
-        model, meta = load_checkpoint(CHECKPOINTS / f"{name}.safetensors")
-        got = eval_text_only(model, DATA_DIR, ds=ds)
-        stored = meta.metrics["mosi_dev_text_only"]
-        assert abs(got["MAE"] - stored["MAE"]) < 2e-3, f"{name}: MAE {got['MAE']:.4f} vs stored {stored['MAE']:.4f}"
-        assert abs(got["Non0_acc_2"] - stored["Non0_acc_2"]) <= 1.0 / 200, f"{name}: Acc-2 differs"
-        card = (CARDS / f"{name}.md").read_text(encoding="utf-8")
-        row = _card_row(card, "MOSI dev transcripts, no audio/video")
-        for value, metric in zip(row, METRICS):
-            tol = 2e-3 if metric in ("MAE", "Corr") else 1.0 / 200 + 5e-4
-            assert abs(value - got[metric]) <= tol, f"{name}: card says {metric} {value}, re-computed {got[metric]:.4f}"
+    if name not in shipped_models():
+        pytest.skip(f"{name} is not shipped")
+    model, meta = load_checkpoint(CHECKPOINTS / f"{name}.safetensors")
+    got = eval_text_only(model, DATA_DIR, ds=_mosi_dev_text_only())
+    stored = meta.metrics["mosi_dev_text_only"]
+    row = _card_row((CARDS / f"{name}.md").read_text(encoding="utf-8"), "MOSI dev transcripts, no audio/video")
+    for value, metric in zip(row, METRICS):
+        # Accuracies may flip one near-zero prediction between CPUs/thread counts; MAE/Corr barely move.
+        tol = 2e-3 if metric in ("MAE", "Corr") else 1.0 / 200
+        assert abs(got[metric] - stored[metric]) <= tol, f"{name}: {metric} {got[metric]:.4f} vs stored {stored[metric]:.4f}"
+        assert abs(value - got[metric]) <= tol + 5e-4, f"{name}: card says {metric} {value}, re-computed {got[metric]:.4f}"
+
+
+_TEXT_DS = []
+
+
+def _mosi_dev_text_only():
+    if not _TEXT_DS:  # encode the 229 dev transcripts once per session
+        from models.recipes.train_all import mosi_dev_text_only
+
+        _TEXT_DS.append(mosi_dev_text_only(DATA_DIR))
+    return _TEXT_DS[0]

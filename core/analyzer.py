@@ -1,11 +1,16 @@
 """One call from a media file to an AnalysisResult: the pipeline + the inference engine."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from core.engine import InferenceEngine
 from core.errors import FeatureSpecMismatch
 from core.pipeline import FeaturePipeline, RecordingFeatures
 from core.progress import RunContext
 from core.result import UNTRAINED_WARNING, AnalysisResult
+
+if TYPE_CHECKING:
+    from core.feature_cache import FeatureCache
 
 
 def analyze_file(
@@ -18,7 +23,9 @@ def analyze_file(
     allow_untrained: bool = True,
     pipeline: FeaturePipeline | None = None,
     engine: InferenceEngine | None = None,
+    cache: "FeatureCache | None" = None,
 ) -> tuple[AnalysisResult, RecordingFeatures]:
+    """`cache`: an on-disk FeatureCache consulted before extracting (None: always extract)."""
     ctx = ctx or RunContext()
     # Load the model first: a bad model name or a checkpoint with another spec fails in a second,
     # not after minutes of extraction.
@@ -30,7 +37,12 @@ def analyze_file(
             source = engine.checkpoint_path or engine.model_name
             raise FeatureSpecMismatch(f"checkpoint {source} was trained on features this app cannot make: {exc}") from None
     engine.spec.require_compatible(pipeline.spec, what=f"model {engine.model_name!r}")
-    rec = pipeline.extract(path, transcript=transcript, ctx=ctx)
+    if cache is not None:
+        from core.feature_cache import extract_cached
+
+        rec, _ = extract_cached(pipeline, path, transcript, ctx, cache)
+    else:
+        rec = pipeline.extract(path, transcript=transcript, ctx=ctx)
     return result_from_features(rec, engine, ctx), rec
 
 

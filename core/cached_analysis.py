@@ -7,7 +7,7 @@ cannot be written (read-only folder, full disk) only adds a warning.
 """
 from __future__ import annotations
 
-from core.analyzer import result_from_features
+from core.analyzer import analyze_file
 from core.engine import InferenceEngine
 from core.feature_cache import FeatureCache, extract_cached
 from core.pipeline import FeaturePipeline, RecordingFeatures
@@ -30,9 +30,7 @@ def analyze_file_cached(
     cache: FeatureCache | None = None,
 ) -> tuple[AnalysisResult, RecordingFeatures]:
     """`core.analyzer.analyze_file` + feature cache (`cache=None` -> the default cache folder)."""
-    ctx = ctx or RunContext()
-    engine = engine or InferenceEngine(model, checkpoint, device=device, allow_untrained=allow_untrained)
-    pipeline = pipeline or FeaturePipeline(engine.spec, device=engine.device)
-    engine.spec.require_compatible(pipeline.spec, what=f"model {engine.model_name!r}")
-    rec, _ = extract_cached(pipeline, path, transcript, ctx, cache if cache is not None else FeatureCache())
-    return result_from_features(rec, engine, ctx), rec
+    return analyze_file(
+        path, model, checkpoint, device, transcript, ctx, allow_untrained, pipeline, engine,
+        cache=cache if cache is not None else FeatureCache(),
+    )

@@ -85,12 +85,14 @@ def _is_cover_art(stream: av.stream.Stream) -> bool:
 
 
 def _video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream | None:
-    streams = [s for s in container.streams.video if not _is_cover_art(s)]
+    streams = [s for s in container.streams.video if not _is_cover_art(s) and s.codec_context is not None]
     return streams[0] if streams else None
 
 
 def _audio_stream(container: av.container.InputContainer) -> av.audio.stream.AudioStream | None:
-    return container.streams.audio[0] if container.streams.audio else None
+    # A file cut inside a stream header leaves a stream without codec parameters: not decodable.
+    streams = [s for s in container.streams.audio if s.codec_context is not None]
+    return streams[0] if streams else None
 
 
 def _origin(container: av.container.InputContainer) -> float:

@@ -13,16 +13,18 @@ Rules (per sample, all random draws from ``np.random.default_rng([BASE_SEED, spl
   text-only extras (SST / MELD, chosen on MOSI dev by unimodal.text_probe) are added to train only,
   with absent or uninformative audio/visual.
 * audio / visual, each independently:
-  - with P_UNINFORMATIVE: an *uninformative* input regardless of the label: a RAVDESS "neutral"
-    clip / FER "neutral" face, or (share P_GRID_IN_UNINFORMATIVE) a GRID talking-head clip
+  - with cfg.p_uninformative: an *uninformative* input regardless of the label: a RAVDESS "neutral"
+    clip / FER "neutral" face, or (share cfg.p_grid_in_uninformative) a GRID talking-head clip
     (neutral read speech, real video);
-  - visual only, with P_NO_VIDEO: no video at all (one zero row, mask False), as the pipeline
-    gives for audio-only recordings;
-  - otherwise label-driven: |label| < NEUTRAL_BAND -> a neutral clip/face; else a clip/face of the
+  - with p_no_video (visual) / p_no_audio (audio): the modality is absent (one zero row, mask
+    False), as the pipeline gives for audio-only files or video without sound; LNLN's per-step
+    dropping alone almost never removes a whole modality, but the app's Shapley coalitions and
+    audio-only inputs do;
+  - otherwise label-driven: |label| < cfg.neutral_band -> a neutral clip/face; else a clip/face of the
     label's valence sign (RAVDESS: calm/happy vs sad/angry/fearful/disgust, surprised unused;
     FER: happy vs angry/disgust/fear/sad). Within the sign pool, items are sorted by the
     out-of-fold probe score (unimodal.py) and the item is drawn around the quantile
-    q = (|label| - NEUTRAL_BAND) / (3 - NEUTRAL_BAND) with spread STRENGTH_SPREAD, so strong labels
+    q = (|label| - cfg.neutral_band) / (3 - cfg.neutral_band) with spread cfg.strength_spread, so strong labels
     get clearly expressive clips and weak labels ambiguous ones.
 * splits are disjoint in every source: RAVDESS actors 01-16 / 17-20, FER images by a seeded 80/20
   split, GRID clips 7 / 3, MOSI train / dev.
@@ -30,7 +32,7 @@ Rules (per sample, all random draws from ``np.random.default_rng([BASE_SEED, spl
   loudest frame, plus 3 frames (0.12 s) each side: RAVDESS clips begin and end with noise-gated
   digital silence, while pipeline segments are cut around speech.
 * audio gain: RAVDESS is recorded quietly (peaks near -25 dBFS) while user recordings are louder, so
-  each audio input gets a random gain G ~ U(GAIN_DB). Applied in feature space, which is exact for
+  each audio input gets a random gain G ~ U(cfg.gain_db). Applied in feature space, which is exact for
   librosa-v1 except at digital-silence floor frames and voicing-threshold frames: mfcc_0 +=
   G * sqrt(n_mels) (orthonormal DCT of a constant dB shift) and log_rms_db += G; every other
   column is scale-invariant (prepare_audio.gain_check measures the error against re-extraction).
@@ -38,9 +40,9 @@ Rules (per sample, all random draws from ``np.random.default_rng([BASE_SEED, spl
   (10..80). FER crops are static and framed identically, so to avoid a "static face = informative,
   moving face = GRID" shortcut, each frame adds the *temporal deviation from its mean* of a real
   GRID talking-head sequence (blendshapes and rotation; mouth movement of speech), plus Gaussian
-  jitter (JITTER x column std). The head translation columns (tx, ty, tz) of FER crops only
+  jitter (cfg.jitter x column std). The head translation columns (tx, ty, tz) of FER crops only
   reflect the crop framing, so they are replaced by a per-sequence random head position
-  (POSE_TRANSLATION ranges) plus the GRID deviation.
+  (cfg.pose_tx / pose_ty / pose_tz ranges) plus the GRID deviation.
 
 Known limit (stated in every card): the pairing is by label only, so there is no real cross-modal
 interplay (no sarcasm, no timing between words and expressions); models trained here learn
@@ -75,7 +77,8 @@ class ComposeConfig:
     replicas_train: int = 2
     p_uninformative: float = 0.2
     p_grid_in_uninformative: float = 0.3
-    p_no_video: float = 0.1
+    p_no_video: float = 0.15
+    p_no_audio: float = 0.1
     neutral_band: float = 0.5
     strength_spread: float = 0.15
     gain_db: tuple[float, float] = (-6.0, 20.0)
@@ -194,7 +197,10 @@ def plan_split(src: Sources, split: str, cfg: ComposeConfig) -> list[dict[str, A
         for i in mosi_idx:
             rng = np.random.default_rng([BASE_SEED, SPLIT_CODE[split], r, int(i)])
             label = float(src.mosi["label"][i])
-            audio = _modality_plan("ravdess", label, a_pools, grid, cfg, rng)
+            if rng.random() < cfg.p_no_audio:
+                audio = {"source": "none", "index": -1, "role": "absent"}
+            else:
+                audio = _modality_plan("ravdess", label, a_pools, grid, cfg, rng)
             audio["gain_db"] = float(rng.uniform(*cfg.gain_db))
             if rng.random() < cfg.p_no_video:
                 visual = {"source": "none", "index": -1, "role": "absent"}

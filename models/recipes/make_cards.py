@@ -88,7 +88,8 @@ The *composed corpus* `{corpus['version']}` (manifest sha256 `{corpus['sha256'][
 [README.md](README.md): real MOSI transcripts with their human labels, each paired with a real RAVDESS
 speech clip and a real FER2013 face whose emotion valence agrees with the label's sign and strength;
 {_f(100 * corpus['config']['p_uninformative'], 0)} % of audio and of visual inputs are neutral/uninformative
-regardless of the label and {_f(100 * corpus['config']['p_no_video'], 0)} % of samples have no video.
+regardless of the label, {_f(100 * corpus['config']['p_no_video'], 0)} % of samples have no video and
+{_f(100 * corpus['config'].get('p_no_audio', 0.0), 0)} % no audio.
 {corpus['train']['n']} training samples, {corpus['dev']['n']} dev samples (= MOSI dev, one pairing each).
 
 Sources and licences:

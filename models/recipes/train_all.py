@@ -27,7 +27,8 @@ from models.recipes.common import CORPUS_VERSION, Stopwatch, data_dir, limit_thr
 #: Model-specific overrides of the trainer defaults; everything else is the model's own defaults.
 TRAIN_OVERRIDES: dict[str, dict[str, Any]] = {
     "lnln": {"lr": 5e-4},
-    "emt-dlfr": {"lr": 5e-4},
+    "emt-dlfr": {"lr": 2.5e-4},
+    "conki": {"lr": 5e-4},
 }
 SEED = 1111
 EPOCHS = 5
@@ -149,6 +150,8 @@ def train_one(name: str, train_ds, dev_ds, text_ds, work: Path, out: Path, encod
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     dest = save_checkpoint(out / "checkpoints" / name, model, model_name=name, config=meta.config, spec=default_spec(),
                            training=training, metrics=metrics)
+    for path in (dest, dest.with_suffix(".json")):
+        path.chmod(0o644)  # shipped assets must be readable by every user of an installed app
     report = {
         "model": name, "checkpoint": str(dest.relative_to(out.parent)) if out.parent in dest.parents else str(dest),
         "checkpoint_bytes": dest.stat().st_size, "parameters": int(sum(p.numel() for p in model.parameters())),

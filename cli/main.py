@@ -63,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     except Cancelled:
         print("msa-studio: cancelled", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Output piped into e.g. `head` that closed early: not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("msa-studio: interrupted", file=sys.stderr)
         return 130

@@ -9,6 +9,7 @@ via `core.analyzer.result_from_features`, which is what analyze_file does after 
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -174,3 +175,25 @@ def _mosi_dev_text_only():
 
         _TEXT_DS.append(mosi_dev_text_only(DATA_DIR))
     return _TEXT_DS[0]
+
+
+@pytest.mark.skipif(not os.environ.get("MSA_RECIPE_WORK"),
+                    reason="set MSA_RECIPE_WORK to the recipe's --work folder to re-check the composed-dev row")
+def test_card_composed_dev_metrics_reproduce():
+    """With the recipe's work folder (feature caches + corpus manifest), the composed-dev row of
+    every card reproduces from the shipped checkpoint."""
+    from models.checkpoint import load_checkpoint
+    from models.metrics import regression_metrics
+    from models.recipes.compose import load_manifest, load_split, manifest_hash
+    from models.recipes.make_cards import METRICS
+    from models.train import predict
+
+    work = Path(os.environ["MSA_RECIPE_WORK"])
+    dev = load_split(work, "dev")
+    for name in shipped_models():
+        model, meta = load_checkpoint(CHECKPOINTS / f"{name}.safetensors")
+        assert meta.training["data"]["corpus_sha256"] == manifest_hash(load_manifest(work)), "another corpus"
+        got = regression_metrics(predict(model, dev, batch_size=64), dev.labels)
+        row = _card_row((CARDS / f"{name}.md").read_text(encoding="utf-8"), "composed dev, all modalities")
+        assert abs(got["MAE"] - meta.metrics["composed_dev"]["MAE"]) < 2e-3, name
+        assert abs(row[METRICS.index("MAE")] - got["MAE"]) < 2.5e-3, name

@@ -73,6 +73,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; checkpoints are meant to be shared/installed
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -127,6 +127,8 @@ MiniLM encoder with audio and visual absent (exactly what a text-only input give
 
 {robustness_table(rep['robustness'])}
 
+![robustness curve](reports/{name}.robustness.png)
+
 ## Unimodal probes (same features, held-out data)
 
 - audio (RAVDESS, train actors 01-16, held-out actors {a_h['actors']}): valence sign accuracy

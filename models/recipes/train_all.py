@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -281,8 +281,9 @@ def run(data: Path, out: Path, work: Path, models: list[str], epochs: int, quick
     run_info = {"timings_s": timings, "models": models, "worker_groups": groups, "threads_per_worker": threads,
                 "epochs": epochs, "quick": quick, "cpu_count": os.cpu_count(), "corpus": CORPUS_VERSION,
                 "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-                "command": f"python -m models.recipes.train_all --data {data} --out {out} --work {work}"
-                           + (" --quick" if quick else "")}
+                "command": " ".join(["python -m models.recipes.train_all", *sys.argv[1:]])
+                           if sys.argv and sys.argv[0].endswith("train_all.py")
+                           else f"python -m models.recipes.train_all --data {data} --out {out} --work {work}"}
     write_json(reports_dir / "run.json", run_info)
     make_cards(out)
     log(f"all done in {watch.seconds} s")

@@ -342,3 +342,17 @@ def test_tiny_overfit(name: str) -> None:
         opt.step()
     end = task_loss()
     assert end < 0.5 * start, f"{name}: L1 {start:.3f} -> {end:.3f}"
+
+
+def test_cenet_fits_on_data_without_any_face_frames() -> None:
+    """Audio-only training clips (found by training on real RAVDESS clips) have no valid visual
+    frame: CENet must still train, with a one-word visual vocabulary, not crash."""
+    spec = default_spec()
+    model = build_model("cenet", spec)
+    rng = np.random.default_rng(0)
+    with pytest.warns(UserWarning, match="no valid visual frames"):
+        model.fit_vocabularies(rng.normal(size=(200, spec.dims["audio"])), np.zeros((0, spec.dims["visual"])))
+    assert model.visual_centroids.shape[0] == 1
+    model.fit_vocabularies(rng.normal(size=(5, spec.dims["audio"])), rng.normal(size=(3, spec.dims["visual"])),
+                           k_audio=16, k_visual=16)
+    assert model.audio_centroids.shape[0] == 5 and model.visual_centroids.shape[0] == 3

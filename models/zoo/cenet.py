@@ -29,6 +29,8 @@ saved in and restored from the state dict. Using an unfitted model raises ModelN
 """
 from __future__ import annotations
 
+import warnings
+
 from typing import Any
 
 import numpy as np
@@ -151,8 +153,13 @@ class CENet(MSAModel):
                 raise ValueError(f"CENet.fit_vocabularies: {m} frames must be (N, {dim}), got {x.shape}")
             x = x[np.isfinite(x).all(axis=1)]
             k = int(ks[m] if ks[m] is not None else self.config[f"k_{m}"])
-            if x.shape[0] < k:
-                raise ValueError(f"CENet.fit_vocabularies: need at least {k} finite {m} frames, got {x.shape[0]}")
+            if x.shape[0] == 0:
+                # No valid frame of this modality in the training data (e.g. audio-only clips): a
+                # one-word vocabulary at the origin; the modality then adds a constant, learnt shift.
+                warnings.warn(f"CENet: no valid {m} frames to fit a vocabulary on; using a single word")
+                x, k = np.zeros((1, dim)), 1
+            elif x.shape[0] < k:
+                k = int(x.shape[0])  # fewer frames than words: one word per frame
             if x.shape[0] > int(self.config["kmeans_max_frames"]):
                 x = x[rng.choice(x.shape[0], int(self.config["kmeans_max_frames"]), replace=False)]
             mean = x.mean(axis=0) if self.config["standardize"] else np.zeros(dim)

@@ -123,9 +123,12 @@ class FeaturePipeline:
             raise MediaError(f"no audio or video stream in {info.path}")
         visual_box: dict[str, Any] = {}
         visual_thread = None
+        # The visual thread gets its own cancel token (sharing progress and warnings), so that an
+        # error on the audio side can stop it without cancelling the caller's token.
+        visual_ctx = RunContext(progress=ctx.progress, warnings=ctx.warnings)
         if info.has_video:
             visual_thread = threading.Thread(
-                target=self._visual_worker, args=(path, info, ctx, visual_box), name="visual", daemon=True
+                target=self._visual_worker, args=(path, info, visual_ctx, visual_box), name="visual", daemon=True
             )
             visual_thread.start()
         else:
@@ -133,7 +136,7 @@ class FeaturePipeline:
         try:
             audio_track, segments = self._audio_and_segments(path, info, transcript, ctx)
         except BaseException:
-            ctx.cancel.cancel()  # stop the visual thread too, then re-raise
+            visual_ctx.cancel.cancel()  # stop the visual thread too, then re-raise
             if visual_thread is not None:
                 visual_thread.join(timeout=5)
             raise
@@ -141,7 +144,10 @@ class FeaturePipeline:
         if visual_thread is not None:
             while visual_thread.is_alive():
                 visual_thread.join(timeout=0.2)
-                ctx.check()
+                if ctx.cancel.cancelled:
+                    visual_ctx.cancel.cancel()
+                    visual_thread.join(timeout=5)
+                    ctx.check()
             if "error" in visual_box:
                 err = visual_box["error"]
                 if isinstance(err, MediaError) and audio_track is not None:

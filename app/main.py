@@ -21,6 +21,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     # Qt Multimedia logs every missing optional backend (pipewire, VA-API) at startup; not useful.
     os.environ.setdefault("QT_LOGGING_RULES", "qt.multimedia.*=false")
+    from app.qt_binding import binding_problem
+
+    problem = binding_problem()
+    if problem:
+        print(f"msa-studio: {problem}", file=sys.stderr)
+        return 2
     from PySide6.QtWidgets import QApplication
 
     from app.main_window import MainWindow

@@ -241,9 +241,11 @@ def _instrument_modules(clock: StageClock) -> None:
     the wrappers change no behaviour. Idempotent (keeps the originals)."""
     import core.media as media
     import core.segmentation as segmentation
+    from core.extractors.visual import MediaPipeFaceExtractor
 
     targets = [
         (media, "iter_frames", "video decode", True),
+        (MediaPipeFaceExtractor, "process_frame", "visual", False),
         (media, "iter_audio_blocks", "decode", True),
         (segmentation, "speech_regions", "vad+segment", False),
         (segmentation, "segment_utterances", "vad+segment", False),
@@ -270,10 +272,7 @@ def _stage_table(clock: StageClock) -> dict[str, float]:
         "model": max(0.0, t.get("model", 0.0)),
         "shapley": t.get("shapley", 0.0),
     }
-    if "visual(all)" in t:
-        out["visual"] = max(0.0, t["visual(all)"] - out["video decode"])
-    else:
-        out["visual"] = t.get("visual", 0.0)
+    out["visual"] = t.get("visual", 0.0)
     return out
 
 

@@ -7,6 +7,7 @@ numpy kernels release the GIL, so the two CPU cores are used together.
 """
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,9 @@ _NO_AUDIO_WINDOW_S = 4.0
 AUDIO_BLOCK_S = 300.0
 # Peak amplitude below which a block counts as digital silence.
 _SILENCE_PEAK = 1e-4
+# Videos at least this long are split into time ranges decoded and tracked in parallel: MediaPipe
+# runs single-threaded (~16 ms per frame here), so one visual thread was the critical path.
+_PARALLEL_VISUAL_MIN_S = 8.0
 
 
 @dataclass
@@ -50,11 +54,14 @@ class FeaturePipeline:
         device: str = "cpu",
         keep_landmarks: bool = False,
         asr_options: dict[str, Any] | None = None,
+        visual_workers: int | None = None,
     ) -> None:
         self.spec = spec or default_spec()
         self._validate_spec()
         self.device = device
         self.keep_landmarks = keep_landmarks
+        # None: one per core, at most 2 (the audio side needs CPU too); 1 turns the split off.
+        self.visual_workers = visual_workers if visual_workers is not None else min(2, os.cpu_count() or 1)
         self.asr_options = dict(asr_options or {})
         self._asr = None
         self._text = None
@@ -162,14 +169,44 @@ class FeaturePipeline:
         return rec
 
     def _visual_worker(self, path: str, info: MediaInfo, ctx: RunContext, box: dict[str, Any]) -> None:
+        """Whole-recording visual track; long videos are cut into `visual_workers` time ranges, each
+        with its own decoder and landmarker (the tracker restarts at a cut: one detection more)."""
+        try:
+            fps = float(self.spec.visual.rate_hz or 10.0)
+            n = self.visual_workers if info.duration >= _PARALLEL_VISUAL_MIN_S else 1
+            n = max(1, n)
+            cuts = [round(info.duration * i / n * fps) / fps for i in range(n)] + [None]
+            progress = _PartsProgress(ctx, n)
+            parts: list[dict[str, Any]] = [{} for _ in range(n)]
+            threads = []
+            for i in range(1, n):
+                t = threading.Thread(target=self._visual_range,
+                                     args=(path, fps, cuts[i], cuts[i + 1], info, progress.part(i), parts[i]),
+                                     name=f"visual-{i}", daemon=True)
+                t.start()
+                threads.append(t)
+            self._visual_range(path, fps, cuts[0], cuts[1], info, progress.part(0), parts[0])
+            for t in threads:
+                t.join()
+            for part in parts:
+                if "error" in part:
+                    raise part["error"]
+            box["track"] = VisualTrack.concatenate([part["track"] for part in parts])
+            ctx.report("visual features", 1.0)
+        except BaseException as exc:  # handed to the main thread, which decides
+            box["error"] = exc
+
+    def _visual_range(self, path: str, fps: float, start: float, end: float | None, info: MediaInfo,
+                      ctx: RunContext, box: dict[str, Any]) -> None:
         from core import media
 
         try:
-            fps = float(self.spec.visual.rate_hz or 10.0)
-            total = int(info.duration * fps) + 1 if info.duration else None
+            stop = end if end is not None else info.duration
+            total = int(max(0.0, stop - start) * fps) + 1 if stop else None
+            frames = media.iter_frames(path, fps=fps, ctx=ctx, start=start, end=end)
             with self.new_visual_extractor() as extractor:
-                box["track"] = extractor.extract(media.iter_frames(path, fps=fps, ctx=ctx), ctx=ctx, total=total)
-        except BaseException as exc:  # handed to the main thread, which decides
+                box["track"] = extractor.extract(frames, ctx=ctx, total=total)
+        except BaseException as exc:
             box["error"] = exc
 
     def _load_audio(self, path: str, info: MediaInfo, ctx: RunContext) -> np.ndarray | None:
@@ -316,3 +353,25 @@ class FeaturePipeline:
             text = " ".join(s.text for s in self.asr.transcribe(wave, ctx=ctx)).strip() if wave is not None else ""
         seg = Segment(0.0, max(duration, 1e-3), text=text, source="clip")
         return self._assemble(audio_track, visual_track, seg, self.text_encoder.encode([text])[0])
+
+
+class _PartsProgress:
+    """Per-part RunContexts (sharing the cancel token and warnings) whose progress is reported as
+    the mean over parts, so parallel ranges give one steadily growing bar per stage."""
+
+    def __init__(self, ctx: RunContext, n: int) -> None:
+        self.ctx, self.n = ctx, n
+        self._done: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def part(self, i: int) -> RunContext:
+        def report(stage: str, fraction: float, message: str) -> None:
+            with self._lock:
+                done = self._done.setdefault(stage, [0.0] * self.n)
+                done[i] = fraction
+                mean = sum(done) / self.n
+            if self.ctx.progress is not None:
+                self.ctx.progress(stage, mean, message)
+
+        return RunContext(progress=report, cancel=self.ctx.cancel, warnings=self.ctx.warnings)
+

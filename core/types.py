@@ -58,6 +58,21 @@ class VisualTrack:
     face_mask: np.ndarray  # (N,) bool
     landmarks: np.ndarray | None = None  # (N, 478, 2) normalised image coords, for the overlay
 
+    @classmethod
+    def concatenate(cls, parts: "list[VisualTrack]") -> "VisualTrack":
+        """Consecutive time ranges of one recording -> one track."""
+        if len(parts) == 1:
+            return parts[0]
+        landmarks = None
+        if all(p.landmarks is not None for p in parts):
+            landmarks = np.concatenate([p.landmarks for p in parts])
+        return cls(
+            times=np.concatenate([p.times for p in parts]),
+            features=np.concatenate([p.features for p in parts]),
+            face_mask=np.concatenate([p.face_mask for p in parts]),
+            landmarks=landmarks,
+        )
+
 
 @dataclass
 class AudioTrack:

@@ -262,3 +262,57 @@ def test_grid_mpeg_ps_clip():
     assert len(wave) / 16000 == pytest.approx(info.duration, abs=0.1)
     frames = list(iter_frames(clip, fps=10))
     assert len(frames) == pytest.approx(30, abs=1)
+
+
+def test_fast_yuv_conversion_matches_swscale():
+    """The OpenCV plane-wise path (yuv420p) gives the same picture as swscale's rgb24 conversion
+    to within a few grey levels; other pixel formats take the swscale path."""
+    import av
+
+    from core.media import _yuv420_to_rgb
+
+    path = cached_video(ext=".mp4", duration=1.0, size=(640, 480))
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+    assert frame.format.name == "yuv420p"
+    for tw, th in ((640, 480), (320, 240)):
+        fast = _yuv420_to_rgb(frame, tw, th)
+        ref = frame.to_ndarray(format="rgb24", width=tw, height=th)
+        assert fast.shape == ref.shape == (th, tw, 3)
+        diff = np.abs(fast.astype(np.int16) - ref.astype(np.int16))
+        assert diff.mean() < 3.0 and np.percentile(diff, 99) <= 16
+    assert _yuv420_to_rgb(frame.reformat(format="yuvj420p"), 320, 240) is None
+    assert _yuv420_to_rgb(frame.reformat(format="rgb24"), 320, 240) is None
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".mkv", ".avi"])
+def test_time_ranges_reassemble_the_full_pass(ext):
+    """Parallel visual workers decode [0, cut) and [cut, end) separately (seeking): together they
+    must give exactly the times and pixels of one full pass, wherever the cut falls."""
+    path = cached_video(ext, duration=6.0, size=(320, 240))
+    full = list(iter_frames(path, fps=10))
+    for cut in (1.0, 2.95, 3.0, 5.5):
+        parts = list(iter_frames(path, fps=10, end=cut)) + list(iter_frames(path, fps=10, start=cut))
+        assert [t for t, _ in parts] == [t for t, _ in full]
+        assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(parts, full))
+    assert list(iter_frames(path, fps=10, start=60.0)) == []  # past the end: nothing, no error
+    with pytest.raises(ValueError):
+        iter_frames(path, fps=10, start=3.0, end=2.0)
+
+
+def test_pipeline_visual_workers_give_the_same_track():
+    from core.pipeline import FeaturePipeline
+    from core.types import MediaInfo
+
+    path = cached_video(".mp4", duration=9.0, size=(320, 240))
+    info = probe(path)
+    tracks = []
+    for n in (1, 2):
+        box: dict = {}
+        FeaturePipeline(visual_workers=n)._visual_worker(str(path), info, RunContext(), box)
+        assert "error" not in box, box.get("error")
+        tracks.append(box["track"])
+    one, two = tracks
+    np.testing.assert_array_equal(one.times, two.times)
+    np.testing.assert_array_equal(one.face_mask, two.face_mask)
+    assert isinstance(info, MediaInfo) and len(one.times) == 90

@@ -5,7 +5,12 @@ The model loads lazily on first use, so registering/constructing is free. `trans
 live mode; `offset` shifts the returned times onto the caller's timeline.
 
 Decoding defaults, chosen by measurement (10 GRID clips + espeak sentences):
-* beam 5: same accuracy as greedy on these clips, but steadier on real speech (Whisper's default).
+* beam 1 (greedy, as openai-whisper's `transcribe`): word accuracy equal to beam 5 on the 10 GRID
+  clips (0.883 both) and on 60 RAVDESS clips (0.956 vs 0.958, `benchmarks/asr_vad.py --sweep`
+  and a RAVDESS run), one word fewer on the espeak sentences. Beam 5 cost up to 4x the time on
+  repetitive speech: its temperature-0 result failed the compression-ratio check more often and
+  fell back to sampling (looped GRID clip: 3.8 s vs 0.96 s for 10 s of audio). Pass
+  beam_size=5 for the last bit of accuracy.
 * temperature 0 first, Whisper's fallback ladder only when a segment looks degenerate.
 * vad_filter=True: faster-whisper's bundled Silero VAD drops non-speech before decoding. Without
   it a 4 s tone took ~39 s (every temperature retried) and near-silence produced "." segments;
@@ -40,7 +45,7 @@ class WhisperASR:
     name = "whisper-tiny.en"
 
     def __init__(self, model_path: str | None = None, device: str = "cpu",
-                 compute_type: str = "int8", beam_size: int = 5,
+                 compute_type: str = "int8", beam_size: int = 1,
                  temperature: float | Sequence[float] = _TEMPERATURE_FALLBACK,
                  vad_filter: bool = True, initial_prompt: str | None = None,
                  hotwords: str | None = None, condition_on_previous_text: bool = False,

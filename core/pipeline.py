@@ -186,6 +186,8 @@ class FeaturePipeline:
                 t.start()
                 threads.append(t)
             self._visual_range(path, fps, cuts[0], cuts[1], info, progress.part(0), parts[0])
+            if "error" in parts[0]:
+                ctx.cancel.cancel()  # the track is lost anyway: stop the other ranges (ctx is private)
             for t in threads:
                 t.join()
             for part in parts:

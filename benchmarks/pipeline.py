@@ -202,10 +202,6 @@ def _timed_pipeline_class():
         def audio_extractor(self):
             return _Proxy(FeaturePipeline.audio_extractor.fget(self), "extract", "audio", self.clock)
 
-        def _visual_worker(self, *args, **kwargs):
-            with self.clock("visual(all)"):
-                return super()._visual_worker(*args, **kwargs)
-
     return TimedPipeline
 
 

@@ -366,13 +366,18 @@ def iter_frames(path: str | os.PathLike, fps: float = 10.0, max_side: int = 640,
         raise ValueError("max_side must be positive")
     if start < 0 or (end is not None and end <= start):
         raise ValueError("need 0 <= start < end")
+    container, stream, p = _open_video(path)
+    return _frame_generator(container, stream, p, fps, max_side, ctx, start, end)
+
+
+def _open_video(path: str | os.PathLike) -> tuple[av.container.InputContainer, av.video.stream.VideoStream, Path]:
     container, p = _open(path)
     stream = _video_stream(container)
     if stream is None:
         container.close()
         raise MediaError(f"no video stream in {p.name}")
     stream.thread_type = "AUTO"  # frame/slice threads: ~2x faster decode on multi-core
-    return _frame_generator(container, stream, p, fps, max_side, ctx, start, end)
+    return container, stream, p
 
 
 def _to_rgb(frame: av.VideoFrame, max_side: int) -> np.ndarray:
@@ -423,6 +428,12 @@ def _yuv420_to_rgb(frame: av.VideoFrame, tw: int, th: int) -> np.ndarray | None:
     return cv2.cvtColor(i420, cv2.COLOR_YUV2RGB_I420)
 
 
+def _native_step(stream: av.video.stream.VideoStream) -> float:
+    """Seconds per frame at the stream's nominal rate (25 fps when none is declared)."""
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    return 1.0 / float(rate) if rate else 1.0 / 25.0
+
+
 def _frame_duration(frame: av.VideoFrame) -> float | None:
     dur, tb = getattr(frame, "duration", None), frame.time_base
     if not dur or tb is None:
@@ -446,21 +457,13 @@ class _SeekOvershoot(Exception):
     """The first frame after a seek lies after the range start (inexact index)."""
 
 
-def _reopen_video(p: Path) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
-    container, _ = _open(p)
-    stream = _video_stream(container)
-    stream.thread_type = "AUTO"
-    return container, stream
-
-
 def _frame_generator(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
                      p: Path, fps: float, max_side: int, ctx: RunContext | None,
                      start: float = 0.0, end: float | None = None) -> Iterator[tuple[float, np.ndarray]]:
     if start > 0:
         origin = _origin(container)
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        lead = 2.0 / float(rate) if rate else 0.1
-        if _seek_before(container, stream, max(0.0, start - lead), origin):
+        # Two frames of lead: the frame just before `start` is needed to pick the nearest frame.
+        if _seek_before(container, stream, max(0.0, start - 2 * _native_step(stream)), origin):
             try:
                 yield from _decode_range(container, stream, p, fps, max_side, ctx, start, end, True)
                 return
@@ -468,7 +471,7 @@ def _frame_generator(container: av.container.InputContainer, stream: av.video.st
                 pass  # nothing was yielded yet: decode from the top instead
         # No usable seek (some MPEG-PS/AVI files): decode from the top, dropping frames before start.
         container.close()
-        container, stream = _reopen_video(p)
+        container, stream, _ = _open_video(p)
     yield from _decode_range(container, stream, p, fps, max_side, ctx, start, end, False)
 
 
@@ -477,8 +480,7 @@ def _decode_range(container: av.container.InputContainer, stream: av.video.strea
                   end: float | None, seeked: bool) -> Iterator[tuple[float, np.ndarray]]:
     origin = _origin(container)
     declared = _declared_duration(container)
-    native_rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-    native_step = 1.0 / float(native_rate) if native_rate else 1.0 / 25.0
+    native_step = _native_step(stream)
     step = 1.0 / fps
     first_k = math.ceil(start / step - 1e-9)  # first grid index in the range
     k = None  # index of the next target time k/fps

@@ -376,4 +376,3 @@ class _PartsProgress:
                 self.ctx.progress(stage, mean, message)
 
         return RunContext(progress=report, cancel=self.ctx.cancel, warnings=self.ctx.warnings)
-

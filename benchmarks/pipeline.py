@@ -429,7 +429,7 @@ def print_report(runs: list[dict[str, Any]], live: dict[str, Any] | None, info: 
     print(f"MSA Studio pipeline benchmark — model {info['model']}, ASR {info['asr']}, {info['cores']} CPU cores, "
           f"clips: {info['source']} {info['size']}, load average before/after: {info['load_before']} / "
           f"{_loadavg()}")
-    print("Stage wall times in seconds (optimised stages overlap: visual runs in a thread).")
+    print("Stage wall times in seconds (optimised stages overlap: visual runs in threads beside the audio side).")
     ok = True
     for run in runs:
         opt, naive = run["optimised"], run.get("naive")

@@ -423,21 +423,18 @@ class PipelineLiveComponents:
     weights) as file analysis, so live windows and file segments get identical features.
 
     ASR runs Whisper with greedy decoding and no word timestamps: the live window only needs its
-    text, and beam search + timestamp alignment roughly double the time per hop."""
+    text, and the timestamp alignment would cost time every hop."""
 
-    def __init__(self, pipeline, clock: Callable[[], float] = time.monotonic, asr_beam_size: int = 1) -> None:
+    def __init__(self, pipeline, clock: Callable[[], float] = time.monotonic) -> None:
         from core.extractors.slicing import slice_track
 
         self.pipeline = pipeline
         self.spec = pipeline.spec
         self.visual_rate_hz = float(self.spec.visual.rate_hz or 10.0)
         self.clock = clock
-        self.asr_beam_size = int(asr_beam_size)
         self._slice = slice_track
         self._visual = None
         self._visual_lock = threading.Lock()
-        self._tokenizer = None
-        self._short_context_ok = True
 
     def warm_up(self, window_s: float = 4.0) -> None:
         """Load every model now (seconds) rather than on the first hop (which would blow the lag).
@@ -457,59 +454,13 @@ class PipelineLiveComponents:
             self.transcribe(wave)
 
     def transcribe(self, audio: np.ndarray) -> str:
-        """Greedy Whisper on the window with a *short encoder context*.
-
-        faster-whisper always pads the input to Whisper's 30 s context, so the encoder costs the
-        same for a 4 s window as for 30 s of audio (~1.5 s on 2 CPU cores). Whisper's encoder
-        works on shorter mel inputs too (CTranslate2 slices the positional embeddings; this is
-        whisper.cpp's "audio_ctx" trick): padding the window only to window + ~2 s makes the
-        encoder ~10x faster with the same transcripts on our test speech. If the short-context
-        call fails on some CTranslate2 build we fall back to the regular 30 s path."""
+        """The window's words from the same short-context Whisper pass as file analysis
+        (core.extractors.asr: VAD pieces, greedy decoding, no sampling), without word times."""
         wave = np.asarray(audio, dtype=np.float32).reshape(-1)
         if wave.size < SAMPLE_RATE // 10 or not np.any(wave):
             return ""
-        model = self.pipeline.asr.model
-        if self._short_context_ok:
-            try:
-                return self._transcribe_short(model, wave)
-            except Exception as exc:  # CTranslate2 builds that insist on 3000 frames
-                log.warning("short-context Whisper failed (%s); using the 30 s context", exc)
-                self._short_context_ok = False
-        segments, _info = model.transcribe(
-            wave, language="en", beam_size=self.asr_beam_size, temperature=0.0, vad_filter=False,
-            condition_on_previous_text=False, without_timestamps=True, word_timestamps=False,
-        )
-        return " ".join(s.text.strip() for s in segments).strip()
-
-    def _transcribe_short(self, model, wave: np.ndarray) -> str:
-        import ctranslate2
-        from faster_whisper.tokenizer import Tokenizer
-
-        if self._tokenizer is None:
-            self._tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe",
-                                        language="en" if model.model.is_multilingual else None)
-        tok = self._tokenizer
-        hop = model.feature_extractor.hop_length
-        # Pad the audio (not the mel) with ~2 s of silence, as Whisper pads its 30 s windows; keep
-        # the frame count a multiple of 100 (1 s) and within Whisper's 3000-frame limit.
-        frames = min(3000, int(np.ceil((wave.size / hop + 200) / 100.0)) * 100)
-        padded = np.zeros(frames * hop, dtype=np.float32)
-        padded[: min(wave.size, padded.size)] = wave[: padded.size]
-        mel = model.feature_extractor(padded)[:, :frames]
-        features = ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], dtype=np.float32))
-        encoded = model.model.encode(features, to_cpu=False)
-        prompt = list(tok.sot_sequence) + [tok.no_timestamps]
-        result = model.model.generate(
-            encoded, [prompt], beam_size=self.asr_beam_size, max_length=120, return_no_speech_prob=True,
-            suppress_blank=True, suppress_tokens=[-1],
-            # A window that cuts a word in half sometimes sends greedy decoding into a loop
-            # ("I love this wonder. I love this wonder. ..."); 4 s of speech never repeats a 3-gram.
-            no_repeat_ngram_size=3,
-        )[0]
-        if result.no_speech_prob > 0.6:
-            return ""  # Whisper's own "nothing was said" signal: avoids hallucinated filler
-        ids = [i for i in result.sequences_ids[0] if i < tok.eot]
-        return tok.decode(ids).strip()
+        speech = self.pipeline.asr.run(wave, word_timestamps=False)
+        return " ".join(s.text for s in speech.segments).strip()
 
     def frame_features(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, bool, np.ndarray | None]:
         with self._visual_lock:

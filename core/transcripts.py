@@ -22,7 +22,7 @@ from core.progress import RunContext
 from core.types import Segment
 
 UNTIMED = -1.0
-MAX_TRANSCRIPT_BYTES = 2 * 1024 * 1024
+MAX_TRANSCRIPT_BYTES = 2_000_000
 
 # hh:mm:ss,mmm (SRT) or [hh:]mm:ss.mmm (VTT); lenient about the separator and digit counts.
 _TIME = r"(?:(\d+):)?(\d{1,2}):(\d{1,2})(?:[.,](\d{1,3}))?"

@@ -37,6 +37,7 @@ os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from benchmarks.naive_baseline import StageClock, instrument_engine  # noqa: E402
+from core.atomic_write import atomic_open  # noqa: E402
 
 TARGET_RTF = 0.25
 TARGET_LAG_S = 1.5
@@ -67,15 +68,22 @@ def _letterbox(rgb, size: tuple[int, int]):
 def make_grid_clip(path: Path, duration: float, size: tuple[int, int], fps: int = 25) -> Path:
     """Loop GRID clips (3 s each: face + one sentence) into one H.264/AAC mp4, streaming."""
     import av
-    import numpy as np
-
-    from core.media import iter_frames, load_audio
 
     sources = sorted(GRID_DIR.glob("*.mpg"))
     audio_rate = 44100
     n_frames = int(round(duration * fps))
-    tmp = path.with_name(path.name + ".part.mp4")
-    out = av.open(str(tmp), mode="w")
+    with atomic_open(path, "wb") as fh:  # an interrupted run never leaves a clip that looks complete
+        _write_grid_clip(av.open(fh, mode="w", format="mp4"), sources, n_frames, size, fps, audio_rate)
+    return path
+
+
+def _write_grid_clip(out, sources: list[Path], n_frames: int, size: tuple[int, int], fps: int,
+                     audio_rate: int) -> None:
+    import av
+    import numpy as np
+
+    from core.media import iter_frames, load_audio
+
     try:
         vs = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "23"})
         vs.width, vs.height = size
@@ -112,8 +120,6 @@ def make_grid_clip(path: Path, duration: float, size: tuple[int, int], fps: int 
                 out.mux(pkt)
     finally:
         out.close()
-    tmp.replace(path)
-    return path
 
 
 def make_synthetic_clip(path: Path, duration: float, size: tuple[int, int]) -> Path:

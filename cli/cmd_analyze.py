@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 NAME = "analyze"
 HELP = "analyse one recording: per-segment sentiment, unimodal scores and modality contributions"
@@ -22,16 +21,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def check_before_work(args: argparse.Namespace) -> None:
+    """Everything that can be wrong with the command line, found in milliseconds: before the models
+    load and the recording is decoded (minutes for a long file)."""
+    from core.engine import default_checkpoint
+    from core.media import check_media_file
+    from core.output_paths import check_output_files
+    from core.transcripts import load_transcript
+    from models.checkpoint import checkpoint_paths
+
+    check_media_file(args.media)
+    if args.transcript:
+        load_transcript(args.transcript)  # size, encoding, format; warnings come again during the run
+    inputs = [args.media, args.transcript]
+    checkpoint = args.checkpoint or default_checkpoint(args.model.lower())
+    if checkpoint:
+        inputs.extend(checkpoint_paths(checkpoint))
+    check_output_files([("--json", args.json_out), ("--csv", args.csv_out)], inputs)
+
+
 def run(args: argparse.Namespace) -> int:
     from cli.progress_bar import StageProgress
     from core.analyzer import analyze_file
-    from core.errors import MSAError
     from core.progress import RunContext
     from core.result import UNTRAINED_WARNING
 
-    for out in (args.json_out, args.csv_out):
-        if out and not Path(out).resolve().parent.is_dir():
-            raise MSAError(f"output folder does not exist: {Path(out).parent}")
+    check_before_work(args)
     bar = StageProgress(enabled=not args.quiet)
     ctx = RunContext(progress=bar)
     try:

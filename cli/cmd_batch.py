@@ -39,11 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from core.batch import BatchOptions, choose_backend, plan_batch, run_batch
+    from core.batch import BatchOptions, check_out_dir, hold_out_lock
     from core.errors import MSAError
-    from core.progress import RunContext
+    from core.output_paths import check_output_folder
 
     if args.workers is not None and args.workers < 1:
         raise MSAError("--workers must be at least 1")
@@ -60,7 +58,24 @@ def run(args: argparse.Namespace) -> int:
     )
     if not Path(args.input_dir).is_dir():
         raise MSAError(f"input folder not found: {args.input_dir}")
-    out.mkdir(parents=True, exist_ok=True)
+    check_out_dir(args.input_dir, out)
+    check_output_folder("--out", out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MSAError(f"cannot create the output folder {out}: {exc.strerror or exc}") from None
+    # Held from planning to the summary: a second batch on this --out stops here with one line.
+    with hold_out_lock(out):
+        return _run_locked(args, out, options)
+
+
+def _run_locked(args: argparse.Namespace, out: Path, options) -> int:
+    from tqdm import tqdm
+
+    from core.batch import choose_backend, plan_batch, run_batch
+    from core.errors import MSAError
+    from core.progress import RunContext
+
     todo, done, failed_before = plan_batch(args.input_dir, out, options)
     total = len(todo) + len(done) + len(failed_before)
     if total == 0:

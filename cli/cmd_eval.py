@@ -14,8 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", metavar="FEATURES", help="feature cache made by `msa-studio extract-dataset`")
     src.add_argument("--mmsa-pkl", metavar="PATH",
-                     help="MMSA pickle instead of --data. WARNING: a pickle can run arbitrary code when "
-                          "loaded; only use files you trust")
+                     help="MMSA pickle instead of --data (read with a restricted unpickler: only the "
+                          "containers and numpy arrays of the format load, anything else is refused)")
     parser.add_argument("--split", default="test", choices=("train", "valid", "test"),
                         help="which split to evaluate (default test)")
     parser.add_argument("--missing-rates", default="0:0.9:0.1",
@@ -31,10 +31,11 @@ def run(args: argparse.Namespace) -> int:
     from cli.progress_bar import StageProgress
     from core.devices import resolve_device
     from core.errors import MSAError
+    from core.output_paths import check_output_folder
     from core.progress import RunContext
-    from models.checkpoint import load_checkpoint, read_checkpoint_meta
+    from models.checkpoint import checkpoint_paths, load_checkpoint, read_checkpoint_meta
     from models.data import load_splits
-    from models.evaluate import evaluate_robustness, parse_rates, write_report
+    from models.evaluate import REPORT_STEM, evaluate_robustness, parse_rates, write_report
     from models.missing import default_text_reencoder
 
     rates = parse_rates(args.missing_rates)
@@ -44,6 +45,10 @@ def run(args: argparse.Namespace) -> int:
         raise MSAError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
     if not seeds:
         raise MSAError("--seeds is empty")
+    if args.batch_size < 1:
+        raise MSAError(f"the batch size must be >= 1, got {args.batch_size}")
+    check_output_folder("--out", args.out, [f"{REPORT_STEM}.{ext}" for ext in ("json", "md", "png")],
+                        inputs=[*checkpoint_paths(args.checkpoint), args.mmsa_pkl])
     meta = read_checkpoint_meta(args.checkpoint)
     if args.model and args.model.lower() != meta.model_name.lower():
         raise MSAError(f"--model {args.model} but the checkpoint holds {meta.model_name}")

@@ -24,16 +24,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from cli.progress_bar import StageProgress
     from core.devices import resolve_device
+    from core.errors import MSAError
     from core.feature_spec import default_spec
+    from core.output_paths import check_output_folder
     from core.progress import RunContext
     from models.extract_dataset import extract_dataset, make_default_factory
 
+    if args.workers < 1:
+        raise MSAError(f"--workers must be at least 1, got {args.workers}")
+    check_output_folder("--out", args.out, ["spec.json", "index.jsonl", "failed.jsonl"],
+                        inputs=[args.labels])
     spec = default_spec()
     factory = make_default_factory(spec, resolve_device(args.device))
     bar = StageProgress(enabled=not args.quiet)
     try:
         summary = extract_dataset(args.raw_dir, args.labels, args.out, factory, spec=spec,
-                                  workers=max(1, args.workers), ctx=RunContext(progress=bar))
+                                  workers=args.workers, ctx=RunContext(progress=bar))
     finally:
         bar.close()
     for sample_id, error in list(summary.failed.items())[:20]:

@@ -16,8 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", metavar="FEATURES", help="feature cache made by `msa-studio extract-dataset`")
     src.add_argument("--mmsa-pkl", metavar="PATH",
-                     help="MMSA aligned_50.pkl/unaligned_50.pkl instead of --data. WARNING: a pickle can run "
-                          "arbitrary code when loaded; only use files you trust")
+                     help="MMSA aligned_50.pkl/unaligned_50.pkl instead of --data (read with a restricted "
+                          "unpickler: only the containers and numpy arrays of the format load)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder for the checkpoint and history")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -51,21 +51,45 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def run(args: argparse.Namespace) -> int:
-    from cli.progress_bar import StageProgress
-    from core.devices import resolve_device
-    from core.progress import RunContext
-    from models.data import holdout_split, load_splits
-    from models.missing import default_text_reencoder
+def output_files(model: str) -> list[str]:
+    """What `train` writes into --out (models.train saves the checkpoint pair)."""
+    return [f"{model}.safetensors", f"{model}.json", f"{model}.history.json"]
+
+
+def check_before_work(args: argparse.Namespace) -> dict[str, Any]:
+    """Options, output folder and model config, checked before any data is loaded (minutes for a big
+    cache or pickle) or any epoch runs. Returns the parsed --config overrides."""
+    from core.output_paths import check_output_folder
     from models.registry import MODELS, model_names
-    from models.train import train_model
+    from models.train import build_configured_model, check_training_options
 
     model_names()  # imports the zoo
     MODELS.get(args.model)  # unknown model -> one-line error before loading any data
-    device = resolve_device(args.device)
+    check_training_options(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                           weight_decay=args.weight_decay, patience=args.patience, select_metric=args.select,
+                           missing=args.missing)
     config = parse_overrides(args.config)
-    spec, splits = load_splits(args.data, args.mmsa_pkl)
+    check_output_folder("--out", args.out, output_files(args.model), inputs=[args.mmsa_pkl])
+    if args.data:
+        from models.data import FeatureCache
+
+        build_configured_model(args.model, FeatureCache(args.data).spec, config)  # the spec alone is cheap
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    from cli.progress_bar import StageProgress
+    from core.atomic_write import atomic_write_text
+    from core.devices import resolve_device
     from core.errors import MSAError
+    from core.progress import RunContext
+    from models.data import holdout_split, load_splits
+    from models.missing import default_text_reencoder
+    from models.train import train_model
+
+    config = check_before_work(args)
+    device = resolve_device(args.device)
+    spec, splits = load_splits(args.data, args.mmsa_pkl)
 
     if "train" not in splits:
         raise MSAError("the data has no training samples (split 'train')")
@@ -94,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         bar.close()
-    (out / f"{args.model}.history.json").write_text(json.dumps(history.to_dict(), indent=2, default=str) + "\n")
+    atomic_write_text(out / f"{args.model}.history.json", json.dumps(history.to_dict(), indent=2, default=str) + "\n",
+                      make_parents=True)
     print(f"best epoch {history.best_epoch}/{len(history.epochs)}: "
           + ", ".join(f"{k} {v:.4f}" for k, v in best.items()), file=sys.stderr)
     print(history.checkpoint)

@@ -1,7 +1,9 @@
 """`msa-studio` entry point: no arguments starts the GUI, otherwise dispatches a subcommand.
 
 Subcommands live in cli/cmd_*.py modules exposing NAME, HELP, add_arguments(parser) and run(args).
-User errors (core.errors.MSAError) print one line and exit 2 — never a traceback.
+User errors print one line and exit 2 — never a traceback: core.errors.MSAError, command-line
+mistakes (argparse would print its whole usage block first) and OSError (a file the system refused).
+Each command checks its options and output paths before its long work (core.output_paths).
 """
 from __future__ import annotations
 
@@ -24,8 +26,20 @@ def _command_modules() -> list[ModuleType]:
     return sorted(mods, key=lambda m: m.NAME)
 
 
+class UsageError(Exception):
+    """A command-line mistake (unknown option, missing or malformed value)."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse prints the usage block and then the error; here a mistake is one line (main prints
+    it). Subparsers inherit the class, so every subcommand behaves the same."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(f"{self.prog}: error: {message} (see {self.prog} --help)")
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="msa-studio",
         description="Multimodal sentiment analysis of recordings. Run without arguments for the GUI.",
     )
@@ -54,7 +68,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return gui_main([])
     parser, commands = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     if args.command is None:
         parser.print_help()
         return 0
@@ -72,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except MSAError as exc:
         print(f"msa-studio: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. a disk that filled up or a file that vanished mid-run
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"msa-studio: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
 
 

@@ -14,6 +14,11 @@ matches the input (size + mtime) and the job (model + resolved checkpoint). Mark
 input and written with write-then-rename, so a run killed at any moment leaves every finished file
 marked and the interrupted one unmarked (it is redone; its half-written temp files are ignored).
 
+Locking: a run holds an exclusive lock on `<out>/.msa-batch/lock` (flock, released by the kernel when
+the process ends, however it ends). A second batch on the same output folder — another process, or
+another machine on a filesystem with working locks — does not wait: it stops at once with a
+one-line error naming the holder's pid (`BatchBusy`). Two runs would both analyse every file.
+
 Ray: the driver (this process) plans, dispatches files to `workers` long-lived actors (each loads
 the models once) and writes every output and marker itself, so only the driver needs the output
 folder. Workers read the inputs by path (shared filesystem, e.g. NFS) unless `ship_files` sends the
@@ -21,22 +26,26 @@ bytes through the object store. `ray` is an optional dependency, imported only w
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
 import os
 import re
 import tempfile
+import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from core.atomic_write import atomic_open, atomic_write_text
 from core.errors import Cancelled, MSAError
 from core.progress import ProgressCallback, RunContext
 
 STATE_DIR = ".msa-batch"
+LOCK_NAME = "lock"
 SUMMARY_NAME = "batch_summary.csv"
 MARKER_VERSION = 1
 
@@ -146,16 +155,70 @@ def _source_stamp(path: Path) -> dict[str, int]:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+# ------------------------------------------------------------------------------------ locking
+
+
+class BatchBusy(MSAError):
+    """Another process is running a batch into the same output folder."""
+
+
+_held_locks: dict[str, list[int]] = {}  # real path of the out folder -> [fd, depth]
+_held_locks_guard = threading.Lock()
+
+
+def _acquire(out: Path) -> int:
+    import fcntl
+
+    state = out / STATE_DIR
+    state.mkdir(parents=True, exist_ok=True)
+    fd = os.open(state / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+        os.close(fd)
+        raise BatchBusy(f"another msa-studio batch (pid {holder}) is writing to {out}; "
+                        "wait for it to finish or choose another --out") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        os.close(fd)
         raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+@contextlib.contextmanager
+def hold_out_lock(out_dir: str | os.PathLike):
+    """Exclusive lock on an output folder for the duration of the block; re-entrant within this
+    process (the CLI takes it before planning, run_batch again inside). Raises BatchBusy at once when
+    another process holds it."""
+    key = os.path.realpath(out_dir)
+    with _held_locks_guard:
+        if key in _held_locks:
+            _held_locks[key][1] += 1
+        else:
+            try:
+                _held_locks[key] = [_acquire(Path(out_dir)), 1]
+            except OSError as exc:
+                raise MSAError(f"cannot lock the output folder {out_dir}: {exc.strerror or exc}") from None
+    try:
+        yield
+    finally:
+        with _held_locks_guard:
+            entry = _held_locks[key]
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _held_locks[key]
+                os.close(entry[0])  # closing the descriptor releases the flock
+
+
+def check_out_dir(input_dir: str | os.PathLike, out_dir: str | os.PathLike) -> None:
+    """The output folder must not be a file or the input folder itself (cheap; before any work)."""
+    root, out = Path(input_dir), Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise MSAError(f"output path is a file, not a folder: {out}")
+    if os.path.realpath(root) == os.path.realpath(out):
+        raise MSAError("the output folder must differ from the input folder")
 
 
 class BatchState:
@@ -210,7 +273,7 @@ class BatchState:
     def mark_done(self, rel: str, source: Path, job: dict[str, Any], outcome: FileOutcome) -> None:
         record = {"version": MARKER_VERSION, "name": rel, "source": _source_stamp(source), "job": job,
                   "finished": time.time(), "outcome": asdict(outcome)}
-        _atomic_write_text(self._marker("done", rel), json.dumps(record))
+        atomic_write_text(self._marker("done", rel), json.dumps(record), make_parents=True)
         self._marker("failed", rel).unlink(missing_ok=True)
 
     def mark_failed(self, rel: str, source: Path, job: dict[str, Any], error: str, detail: str = "") -> None:
@@ -220,7 +283,7 @@ class BatchState:
             stamp = None
         record = {"version": MARKER_VERSION, "name": rel, "source": stamp, "job": job,
                   "failed": time.time(), "error": error, "detail": detail}
-        _atomic_write_text(self._marker("failed", rel), json.dumps(record))
+        atomic_write_text(self._marker("failed", rel), json.dumps(record), make_parents=True)
 
     def done_outcomes(self) -> list[FileOutcome]:
         out = []
@@ -390,11 +453,16 @@ def run_batch(
     options = options or BatchOptions()
     ctx = ctx or RunContext()
     root, out = Path(input_dir), Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise MSAError(f"output path is a file, not a folder: {out}")
+    check_out_dir(root, out)
     out.mkdir(parents=True, exist_ok=True)
-    if root.resolve() == out.resolve():
-        raise MSAError("the output folder must differ from the input folder")
+    with hold_out_lock(out):
+        return _run_batch_locked(root, out, options, ctx, on_event, ray_address, workers, cpus_per_worker,
+                                 analyzer)
+
+
+def _run_batch_locked(root: Path, out: Path, options: BatchOptions, ctx: RunContext,
+                      on_event: BatchEventCallback | None, ray_address: str | None, workers: int | None,
+                      cpus_per_worker: float, analyzer: FileAnalyzer | None) -> BatchSummary:
     todo, done, failed_before = plan_batch(root, out, options)
     summary = BatchSummary(str(root), str(out), backend="local" if ray_address is None else "ray")
     for rel, _ in done:
@@ -588,16 +656,10 @@ def write_summary_csv(out_dir: str | os.PathLike) -> Path:
             "warnings": "; ".join(o.warnings),
         })
     path = out / SUMMARY_NAME
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{SUMMARY_NAME}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, fieldnames=SUMMARY_FIELDS)
-            w.writeheader()
-            w.writerows(rows)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=SUMMARY_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
     return path
 
 
@@ -612,6 +674,7 @@ def iter_failures(out_dir: str | os.PathLike) -> Iterable[tuple[str, str]]:
 
 
 __all__ = [
-    "BatchOptions", "BatchState", "BatchSummary", "FileAnalyzer", "FileOutcome", "ProgressCallback",
-    "choose_backend", "connect_ray", "find_media", "plan_batch", "ray_available", "run_batch", "write_summary_csv",
+    "BatchBusy", "BatchOptions", "BatchState", "BatchSummary", "FileAnalyzer", "FileOutcome", "ProgressCallback",
+    "check_out_dir", "choose_backend", "connect_ray", "find_media", "hold_out_lock", "plan_batch", "ray_available",
+    "run_batch", "write_summary_csv",
 ]

@@ -24,3 +24,7 @@ class UnknownNameError(MSAError):
 
 class Cancelled(MSAError):
     """The user cancelled a long-running operation."""
+
+
+class OutputError(MSAError):
+    """An output path that cannot or must not be written (a folder, a device, an input, no access)."""

@@ -24,7 +24,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import threading
 import zipfile
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from core.atomic_write import atomic_write_bytes
 from core.errors import MSAError
 from core.feature_spec import FeatureSpec
 from core.pipeline import RecordingFeatures
@@ -286,17 +286,9 @@ class FeatureCache:
         entry = self.entry_path(key)
         blob = encode_features(rec)
         try:
-            entry.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=f".{entry.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(blob)
-                os.replace(tmp, entry)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        except OSError as exc:
-            raise MSAError(f"cannot write the feature cache in {self.root}: {exc.strerror or exc}") from None
+            atomic_write_bytes(entry, blob, make_parents=True)
+        except MSAError as exc:
+            raise MSAError(f"cannot write the feature cache in {self.root}: {exc}") from None
         self._count("writes")
         self.evict(keep=entry)
         return entry

@@ -29,13 +29,14 @@ from typing import Callable
 import numpy as np
 
 from core.errors import MSAError
+from core.media import VIDEO_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
 FrameSink = Callable[[np.ndarray, float], None]  # (BGR uint8 frame, capture time)
 AudioSink = Callable[[np.ndarray, float], None]  # (float32 mono samples, capture time of last one)
-VIDEO_FILE_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg")
+VIDEO_FILE_EXTENSIONS = VIDEO_EXTENSIONS  # the media layer's list: one place decides what a video file is
 
 
 class LiveSourceError(MSAError):

@@ -23,8 +23,14 @@ from core.errors import MediaError
 from core.progress import RunContext
 from core.types import MediaInfo
 
-SUPPORTED_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg",
-                        ".wav", ".flac", ".mp3", ".ogg", ".m4a")
+# The file names batch folders, dataset extraction and the live file source look for. FFmpeg sniffs
+# the container from the content, so this is about finding files, not decoding them; every entry is
+# decoded in tests/test_batch.py (test_every_listed_container_is_really_decoded_by_the_media_layer).
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".flv", ".f4v",
+                    ".ts", ".mts", ".m2ts", ".3gp", ".3g2", ".wmv", ".asf", ".ogv", ".vob", ".mxf")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".wma", ".aiff",
+                    ".aif", ".amr", ".mka", ".ac3", ".caf", ".au", ".w64", ".wv")
+SUPPORTED_EXTENSIONS = VIDEO_EXTENSIONS + AUDIO_EXTENSIONS
 
 # Demuxers FFmpeg accepts but that are never user media: "tty" renders text files as ANSI art.
 _REJECTED_FORMATS = {"tty"}
@@ -40,7 +46,8 @@ _GAP_FILL_S = 0.1
 # --------------------------------------------------------------------------------------- opening
 
 
-def _check_file(path: str | os.PathLike) -> Path:
+def check_media_file(path: str | os.PathLike) -> Path:
+    """Exists, is a file, is not empty (cheap; before models load). Raises MediaError."""
     p = Path(path)
     if not p.exists():
         raise MediaError(f"file not found: {p}")
@@ -52,7 +59,7 @@ def _check_file(path: str | os.PathLike) -> Path:
 
 
 def _open(path: str | os.PathLike) -> tuple[av.container.InputContainer, Path]:
-    p = _check_file(path)
+    p = check_media_file(path)
     try:
         container = av.open(str(p), mode="r", metadata_errors="ignore")
     except av.error.InvalidDataError:

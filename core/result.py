@@ -1,4 +1,5 @@
-"""The analysis result: what the CLI writes and the UI shows. Serialises to JSON and CSV."""
+"""The analysis result: what the CLI writes and the UI shows. Serialises to JSON and CSV, written
+atomically (core.atomic_write): an interrupted export never leaves a truncated file behind."""
 from __future__ import annotations
 
 import csv
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from core import __version__
+from core.atomic_write import atomic_open, atomic_write_text
 from core.errors import MSAError
 from core.shapley import MODALITY_ORDER
 from core.types import SegmentResult
@@ -54,7 +56,7 @@ class AnalysisResult:
             raise MSAError(f"not an MSA Studio result file ({exc})") from None
 
     def to_json(self, path: str | Path) -> None:
-        _atomic_write(Path(path), json.dumps(self.to_dict(), indent=2))
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
 
     @classmethod
     def from_json(cls, path: str | Path) -> "AnalysisResult":
@@ -86,14 +88,11 @@ class AnalysisResult:
 
     def to_csv(self, path: str | Path) -> None:
         rows = self.csv_rows()
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with tmp.open("w", newline="", encoding="utf-8") as fh:
+        with atomic_open(path, "w", newline="") as fh:
             fieldnames = list(rows[0]) if rows else ["segment", "start", "end", "text", "score"]
             writer = csv.DictWriter(fh, fieldnames=fieldnames)
             writer.writeheader()
             writer.writerows(rows)
-        tmp.replace(path)
 
 
 def _finite(obj: Any) -> Any:
@@ -105,10 +104,3 @@ def _finite(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_finite(v) for v in obj]
     return obj
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    # Write-then-rename so an interrupted export never leaves a truncated file behind.
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)

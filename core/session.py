@@ -7,6 +7,7 @@ import json
 import zipfile
 from pathlib import Path
 
+from core.atomic_write import atomic_open
 from core.errors import MSAError
 from core.feature_cache import decode_features, encode_features
 from core.pipeline import RecordingFeatures
@@ -16,12 +17,10 @@ SESSION_VERSION = 2
 
 
 def save_session(path: str | Path, result: AnalysisResult, rec: RecordingFeatures) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+    # atomic: an interrupted save never clobbers the old session
+    with atomic_open(path, "wb") as fh, zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
         zf.writestr("session.json", json.dumps({"session_version": SESSION_VERSION, "result": result.to_dict()}))
         zf.writestr("features.bin", encode_features(rec))
-    tmp.replace(path)  # write-then-rename: an interrupted save never clobbers the old session
 
 
 def load_session(path: str | Path) -> tuple[AnalysisResult, RecordingFeatures]:

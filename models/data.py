@@ -8,18 +8,23 @@ Feature cache layout (one directory, written by `msa-studio extract-dataset`):
     failed.jsonl         one JSON object per clip that failed: {"id", "error"} (retried on resume)
     features/<file>.npz  text, text_ids, audio, audio_mask, visual, visual_mask
 
-Appends are crash-safe: the .npz is written to a temporary name and renamed, and only then is
-the index line appended in a single write. A run killed at any point leaves at worst an orphan
-.npz or a partial last line, both ignored on reading, so the next run simply resumes.
+Appends are crash-safe: the .npz is written atomically (core.atomic_write), and only then is the
+index line appended in a single write. A run killed at any point leaves at worst an orphan .npz or
+a partial last line, both ignored on reading, so the next run simply resumes.
+
+Labels are finite numbers: `append` refuses NaN/inf, and an index line with one (written by an
+older version) makes the sample not extracted (resume redoes it) and `dataset()` / `load_splits`
+raise a one-line error naming the sample and its line, instead of training failing later with a
+misleading "lower the learning rate".
 """
 from __future__ import annotations
 
 import hashlib
 import io
 import json
+import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -28,6 +33,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from core.atomic_write import atomic_write_bytes
 from core.errors import FeatureSpecMismatch, MSAError
 from core.feature_spec import FeatureSpec
 from core.types import SegmentFeatures
@@ -216,17 +222,6 @@ def _file_name(sample_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", sample_id)[:60] + "-" + digest
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _append_line(path: Path, obj: dict[str, Any]) -> None:
     line = json.dumps(obj, ensure_ascii=False) + "\n"
     with open(path, "ab+") as f:
@@ -242,12 +237,12 @@ def _append_line(path: Path, obj: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
-def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """Parsed objects and the number of unreadable lines (partial writes)."""
+def _read_jsonl(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], int]:
+    """(line number, parsed object) pairs and the number of unreadable lines (partial writes)."""
     if not path.exists():
         return [], 0
     out, bad = [], 0
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -256,10 +251,16 @@ def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
             bad += 1
             continue
         if isinstance(obj, dict) and "id" in obj:
-            out.append(obj)
+            out.append((number, obj))
         else:
             bad += 1
     return out, bad
+
+
+def require_finite_label(label: float, sample_id: str, where: str = "") -> float:
+    if not math.isfinite(label):
+        raise MSAError(f"sample {sample_id!r}{where}: label {label} is not a finite number")
+    return label
 
 
 class FeatureCache:
@@ -275,6 +276,7 @@ class FeatureCache:
         except ValueError as exc:
             raise MSAError(f"{spec_path} is not valid JSON: {exc}") from None
         self._records: dict[str, IndexRecord] = {}
+        self.nonfinite_labels: dict[str, int] = {}  # id -> index.jsonl line whose label is NaN/inf
         self.skipped_lines = 0
         self.reload()
 
@@ -287,8 +289,11 @@ class FeatureCache:
             cache = cls(d)
             cache.spec.require_compatible(spec, what=f"feature cache {d}")
             return cache
-        (d / "features").mkdir(parents=True, exist_ok=True)
-        _atomic_write(spec_path, json.dumps(spec.to_dict(), indent=2).encode())
+        try:
+            (d / "features").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MSAError(f"cannot create the feature cache {d}: {exc.strerror or exc}") from None
+        atomic_write_bytes(spec_path, json.dumps(spec.to_dict(), indent=2).encode())
         return cls(d)
 
     # --- reading
@@ -297,7 +302,8 @@ class FeatureCache:
         rows, bad = _read_jsonl(self.dir / "index.jsonl")
         self.skipped_lines = bad
         self._records = {}
-        for r in rows:
+        self.nonfinite_labels = {}
+        for number, r in rows:
             try:
                 rec = IndexRecord(id=str(r["id"]), label=float(r["label"]), split=str(r["split"]),
                                   file=str(r.get("file") or _file_name(str(r["id"]))),
@@ -306,7 +312,13 @@ class FeatureCache:
             except (KeyError, TypeError, ValueError):
                 self.skipped_lines += 1
                 continue
-            self._records[rec.id] = rec  # a later line for the same id (re-extraction) wins
+            # a later line for the same id (re-extraction) wins
+            if math.isfinite(rec.label):
+                self._records[rec.id] = rec
+                self.nonfinite_labels.pop(rec.id, None)
+            else:
+                self._records.pop(rec.id, None)
+                self.nonfinite_labels[rec.id] = number
 
     def ids(self, split: str | None = None) -> list[str]:
         if split is not None and split not in SPLITS:
@@ -328,7 +340,7 @@ class FeatureCache:
     def failures(self) -> dict[str, str]:
         """id -> error message of clips that failed and were not extracted later."""
         rows, _ = _read_jsonl(self.dir / "failed.jsonl")
-        return {str(r["id"]): str(r.get("error", "")) for r in rows if str(r["id"]) not in self._records}
+        return {str(r["id"]): str(r.get("error", "")) for _, r in rows if str(r["id"]) not in self._records}
 
     def load(self, sample_id: str) -> SegmentFeatures:
         rec = self.record(sample_id)
@@ -352,7 +364,18 @@ class FeatureCache:
         return feats
 
     def dataset(self, split: str | None = None, preload: bool = False) -> "CacheDataset":
+        self.require_finite_labels()
         return CacheDataset(self, split, preload=preload)
+
+    def require_finite_labels(self) -> None:
+        if self.nonfinite_labels:
+            sample_id, line = next(iter(self.nonfinite_labels.items()))
+            more = len(self.nonfinite_labels) - 1
+            raise MSAError(
+                f"feature cache {self.dir}: sample {sample_id!r} has a label that is not a finite number "
+                f"(index.jsonl line {line}{f'; {more} more' if more else ''}); fix label.csv and run "
+                "extract-dataset again"
+            )
 
     # --- writing
 
@@ -361,12 +384,13 @@ class FeatureCache:
         if split not in SPLITS:
             raise MSAError(f"unknown split {split!r} for {sample_id!r}; use {', '.join(SPLITS)}")
         _check_dims(features, self.spec, sample_id)
+        require_finite_label(float(label), str(sample_id))
         rec = IndexRecord(id=str(sample_id), label=float(label), split=split, file=_file_name(str(sample_id)),
                           text=text, source=source, warnings=list(warnings))
         buf = io.BytesIO()
         np.savez(buf, **{k: np.asarray(getattr(features, k)) for k in FEATURE_KEYS})
         (self.dir / "features").mkdir(exist_ok=True)
-        _atomic_write(self.dir / "features" / f"{rec.file}.npz", buf.getvalue())
+        atomic_write_bytes(self.dir / "features" / f"{rec.file}.npz", buf.getvalue())
         _append_line(self.dir / "index.jsonl", rec.to_dict())
         self._records[rec.id] = rec
         return rec
@@ -417,6 +441,7 @@ def load_splits(data_dir: str | os.PathLike[str] | None = None, mmsa_pkl: str | 
         spec, splits = load_mmsa_pickle(mmsa_pkl)
         return spec, {k: v for k, v in splits.items() if len(v)}
     cache = FeatureCache(data_dir)  # type: ignore[arg-type]
+    cache.require_finite_labels()
     out: dict[str, MSADataset] = {}
     for split in SPLITS:
         if cache.ids(split):

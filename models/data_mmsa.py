@@ -1,8 +1,10 @@
 """Reader for MMSA-format feature pickles (aligned_50.pkl / unaligned_50.pkl of MOSI/MOSEI/SIMS).
 
-SECURITY: these files are Python pickles, and unpickling runs arbitrary code embedded in the file.
-Only load a pickle the user explicitly pointed to and trusts (the official MMSA release, or one
-they made). Nothing in MSA Studio ever loads such a file on its own.
+SECURITY: these files are Python pickles, and a plain `pickle.load` runs whatever callable the file
+names (`os.system`, ...). They are read with `SafeUnpickler`, which resolves only the globals the
+format needs (numpy arrays, dtypes and scalars, and a few builtin containers; `ALLOWED_GLOBALS`) and
+refuses anything else with a one-line MSAError before it is called. Containers, strings and numbers
+need no globals at all. Nothing in MSA Studio loads such a file unless the user points to it.
 
 File layout: {"train"|"valid"|"test": {"text" (N, 50, 768) BERT features, "text_bert" (N, 3, 50)
 token ids / attention mask / segment ids, "audio" (N, Ta, Da), "vision" (N, Tv, Dv),
@@ -14,6 +16,7 @@ vice versa) with a message naming the differing fields.
 """
 from __future__ import annotations
 
+import io
 import os
 import pickle
 from pathlib import Path
@@ -27,6 +30,32 @@ from models.data import SPLITS, InMemoryDataset
 
 # MMSA's BERT is bert-base-uncased: same special-token ids as our MiniLM vocabulary.
 _BERT_TOKEN_IDS = {"pad_id": 0, "unk_id": 100, "cls_id": 101, "sep_id": 102}
+
+# (module, name) a genuine MMSA pickle refers to: how numpy (1.x: numpy.core, 2.x: numpy._core)
+# rebuilds arrays, dtypes and scalars, how protocol 2 stores bytes (_codecs.encode), and containers
+# that protocol 2 writes by name. None of them can run code or touch files.
+ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
+    [("numpy", "ndarray"), ("numpy", "dtype")]
+    + [(f"numpy.{core}.{mod}", name) for core in ("core", "_core")
+       for mod, name in (("multiarray", "_reconstruct"), ("multiarray", "scalar"), ("numeric", "_frombuffer"))]
+    + [("_codecs", "encode"), ("collections", "OrderedDict")]
+    # protocols < 3 spell builtins the Python 2 way
+    + [(module, name) for module in ("builtins", "__builtin__") for name in ("set", "frozenset", "bytearray")]
+)
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only ALLOWED_GLOBALS; any other global (a payload) is refused."""
+
+    def find_class(self, module: str, name: str):  # type: ignore[override]
+        if (module, name) not in ALLOWED_GLOBALS:
+            raise pickle.UnpicklingError(f"refused to load {module}.{name}: not part of the MMSA format "
+                                         "(a pickle naming it could run code)")
+        return super().find_class(module, name)
+
+
+def safe_load(fh: io.BufferedIOBase) -> Any:
+    return SafeUnpickler(fh).load()
 
 
 def _field(split: dict[str, Any], key: str, where: str) -> Any:
@@ -57,6 +86,13 @@ def _split_dataset(spec: FeatureSpec, split: dict[str, Any], name: str) -> InMem
     vision = _finite(_field(split, "vision", name))
     labels = np.asarray(_field(split, "regression_labels", name), dtype=np.float32).reshape(-1)
     n = len(labels)
+    ids = [str(i) for i in split.get("id", range(n))]
+    bad = np.flatnonzero(~np.isfinite(labels))
+    if bad.size:
+        i = int(bad[0])
+        sample = ids[i] if i < len(ids) else str(i)
+        raise MSAError(f"MMSA split {name!r}: sample {sample!r} (index {i}) has label {labels[i]}, not a finite "
+                       f"number{f' ({bad.size - 1} more)' if bad.size > 1 else ''}")
     if text.ndim != 3:
         raise MSAError(
             f"MMSA split {name!r}: 'text' has shape {text.shape}; expected BERT features (N, T, 768). "
@@ -69,7 +105,6 @@ def _split_dataset(spec: FeatureSpec, split: dict[str, Any], name: str) -> InMem
             raise MSAError(f"MMSA split {name!r}: 'text_bert' has shape {tb.shape}, expected (N, 3, T)")
         text_ids = tb[:, 0, : text.shape[1]].astype(np.int64)
         text_len = np.maximum(1, tb[:, 1, : text.shape[1]].astype(np.int64).sum(axis=1))
-    ids = [str(i) for i in split.get("id", range(n))]
     try:
         ds = InMemoryDataset.from_arrays(
             spec, text=text, audio=audio, visual=vision, labels=labels, text_ids=text_ids,
@@ -95,7 +130,11 @@ def load_mmsa_pickle(path: str | os.PathLike[str], dataset: str | None = None
         raise MSAError(f"MMSA pickle not found: {p}")
     try:
         with open(p, "rb") as f:
-            data = pickle.load(f)  # noqa: S301 - explicit user choice, documented above
+            data = safe_load(f)
+    except pickle.UnpicklingError as exc:
+        if str(exc).startswith("refused"):
+            raise MSAError(f"MMSA pickle {p.name}: {exc}") from None
+        raise MSAError(f"cannot read MMSA pickle {p.name}: {type(exc).__name__}: {exc}") from None
     except Exception as exc:  # unpickling can fail in many ways (truncated, wrong numpy, not a pickle)
         raise MSAError(f"cannot read MMSA pickle {p.name}: {type(exc).__name__}: {exc}") from None
     if not isinstance(data, dict) or not any(s in data for s in SPLITS):

@@ -12,6 +12,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
+from core.atomic_write import atomic_write_text
 from core.errors import MSAError
 from core.progress import RunContext
 from models.base import MSAModel
@@ -21,6 +22,7 @@ from models.missing import TextReencoder, apply_missing
 from models.train import predict
 
 DEFAULT_SEEDS: tuple[int, ...] = (1111, 1112, 1113)
+REPORT_STEM = "robustness"  # write_report's <stem>.json / .md / .png
 
 
 def default_rates() -> list[float]:
@@ -144,7 +146,7 @@ def _json_clean(obj: Any) -> Any:
 
 
 def write_report(results: dict[str, Any], out_dir: str | os.PathLike[str], *, echo: bool = False,
-                 stem: str = "robustness") -> dict[str, Path]:
+                 stem: str = REPORT_STEM) -> dict[str, Path]:
     """Write <stem>.json, <stem>.md and <stem>.png into out_dir; with `echo`, print the table.
     Returns {"json": path, "markdown": path, "plot": path}."""
     from models.plots import plot_degradation
@@ -153,11 +155,11 @@ def write_report(results: dict[str, Any], out_dir: str | os.PathLike[str], *, ec
     out.mkdir(parents=True, exist_ok=True)
     table = format_table(results)
     paths = {"json": out / f"{stem}.json", "markdown": out / f"{stem}.md", "plot": out / f"{stem}.png"}
-    paths["json"].write_text(json.dumps(_json_clean(results), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    atomic_write_text(paths["json"], json.dumps(_json_clean(results), indent=2, allow_nan=False) + "\n")
     title = (f"# Robustness of {results['model']} under missing data\n\n"
              f"{results['n_samples']} samples, seeds {', '.join(map(str, results['seeds']))}; "
              f"mean ± std over seeds; text {'re-encoded' if results.get('text_reencoded') else 'not re-encoded (dropped tokens zeroed)'}.\n\n")
-    paths["markdown"].write_text(title + table + "\n", encoding="utf-8")
+    atomic_write_text(paths["markdown"], title + table + "\n")
     plot_degradation([results], paths["plot"])
     if echo:
         print(table)

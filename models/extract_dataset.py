@@ -4,7 +4,12 @@ label.csv columns: video_id, clip_id, text, label, mode — clips live at
 `<raw_dir>/<video_id>/<clip_id>.<ext>` (any common audio/video extension). A CSV with a single `id`
 column (e.g. "03bSnISJMiM_1") is accepted too: the clip is `<raw_dir>/<id>.<ext>` or
 `<raw_dir>/<video>/<clip>.<ext>` split at the last underscore. mode is train/valid/test
-("dev"/"val" mean valid). The CSV text replaces ASR.
+("dev"/"val" mean valid). The CSV text replaces ASR. Labels must be finite numbers.
+
+The label file must be UTF-8 (a BOM is fine) or UTF-16 with a BOM; anything else is one clear error
+naming the line, never a guess: the text column becomes model input. Clip ids are paths *inside*
+`raw_dir`: an id with a `..` step or an absolute path is recorded as a failed row and never read
+(symlinks placed in `raw_dir` by its owner are followed as usual).
 
 The run is resumable (ids already in index.jsonl are skipped; failed clips are retried), runs
 clips in parallel worker processes that each build their own pipeline through `pipeline_factory`
@@ -15,25 +20,25 @@ from __future__ import annotations
 
 import csv
 import functools
+import io
+import math
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Callable
 
 from core.errors import MSAError
 from core.feature_spec import FeatureSpec
+from core.media import SUPPORTED_EXTENSIONS
 from core.progress import RunContext
+from core.transcripts import looks_binary
 from core.types import SegmentFeatures
 from models.data import FeatureCache
 
-MEDIA_EXTENSIONS: tuple[str, ...] = (
-    ".mp4", ".avi", ".mkv", ".mov", ".webm", ".flv", ".wmv", ".m4v", ".mpg", ".mpeg",
-    ".wav", ".flac", ".mp3", ".m4a", ".ogg", ".aac", ".opus",
-)
 _SPLIT_ALIASES = {"train": "train", "valid": "valid", "val": "valid", "dev": "valid",
                   "validation": "valid", "test": "test"}
 
@@ -73,13 +78,38 @@ def make_default_factory(spec: FeatureSpec, device: str = "cpu") -> PipelineFact
     return functools.partial(default_pipeline_factory, spec.to_dict(), device)
 
 
-def _find_clip(raw_dir: Path, *stems: Path) -> Path | None:
+def _find_clip(*stems: Path) -> Path | None:
     for stem in stems:
-        for ext in MEDIA_EXTENSIONS:
+        for ext in SUPPORTED_EXTENSIONS:
             for cand in (stem.with_name(stem.name + ext), stem.with_name(stem.name + ext.upper())):
                 if cand.is_file():
                     return cand
     return None
+
+
+def _inside(raw: Path, *parts: str) -> Path | None:
+    """raw/parts... when that stays inside `raw` (no absolute part, no '..' step), else None."""
+    rel = PurePath(*parts)
+    if not rel.parts or rel.is_absolute() or ".." in rel.parts:
+        return None
+    return raw.joinpath(rel)
+
+
+def _read_text(csv_path: Path) -> str:
+    raw = csv_path.read_bytes()
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError:
+            raise MSAError(f"{csv_path.name} starts like UTF-16 but is not valid UTF-16") from None
+    if looks_binary(raw):
+        raise MSAError(f"{csv_path.name} is not a text CSV (binary data)")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise MSAError(f"{csv_path.name} is not UTF-8 (byte 0x{raw[exc.start]:02x} on line {line}); "
+                       "save it as UTF-8 (in Excel: 'CSV UTF-8')") from None
 
 
 def read_label_csv(raw_dir: str | os.PathLike[str], labels_csv: str | os.PathLike[str]) -> list[ClipJob]:
@@ -89,43 +119,56 @@ def read_label_csv(raw_dir: str | os.PathLike[str], labels_csv: str | os.PathLik
     csv_path = Path(labels_csv)
     if not csv_path.is_file():
         raise MSAError(f"label file not found: {csv_path}")
-    with open(csv_path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        cols = {c.strip().lower(): c for c in (reader.fieldnames or [])}
-        has_pair = "video_id" in cols and "clip_id" in cols
-        if not has_pair and "id" not in cols:
-            raise MSAError(f"{csv_path.name} needs columns video_id,clip_id (or id), text, label, mode; "
-                           f"found {', '.join(reader.fieldnames or []) or 'none'}")
-        missing = [c for c in ("label", "mode") if c not in cols]
-        if missing:
-            raise MSAError(f"{csv_path.name} lacks column(s) {', '.join(missing)}")
-        jobs: list[ClipJob] = []
-        seen: set[str] = set()
-        for row in reader:
-            get = lambda c: (row.get(cols[c]) or "").strip() if c in cols else ""  # noqa: E731
-            if has_pair:
-                vid, cid = get("video_id"), get("clip_id")
-                sample_id = f"{vid}$_${cid}"  # MMSA's id convention
-                path = _find_clip(raw, raw / vid / cid)
-            else:
-                sample_id = get("id")
-                vid, _, cid = sample_id.rpartition("_")
-                stems = [raw / sample_id] + ([raw / vid / cid] if vid else [])
-                path = _find_clip(raw, *stems)
-            if not sample_id.strip("$_") or sample_id in seen:
-                continue  # empty or duplicated rows: the first occurrence wins
-            seen.add(sample_id)
-            job = ClipJob(sample_id, None if path is None else str(path), get("text"), None, None)
-            try:
-                job.label = float(get("label"))
-            except ValueError:
-                job.problem = f"bad label {get('label')!r}"
-            job.split = _SPLIT_ALIASES.get(get("mode").lower())
-            if job.split is None and not job.problem:
-                job.problem = f"unknown mode {get('mode')!r} (use train/valid/test)"
-            if path is None and not job.problem:
-                job.problem = "clip file not found"
-            jobs.append(job)
+    reader = csv.DictReader(io.StringIO(_read_text(csv_path), newline=""))
+    try:
+        return _jobs_from_rows(raw, csv_path, reader)
+    except csv.Error as exc:  # line_num counts the lines of the records before the failing one
+        raise MSAError(f"{csv_path.name} line {reader.line_num + 1}: {exc}") from None
+
+
+def _jobs_from_rows(raw: Path, csv_path: Path, reader: csv.DictReader) -> list[ClipJob]:
+    cols = {c.strip().lower(): c for c in (reader.fieldnames or [])}
+    has_pair = "video_id" in cols and "clip_id" in cols
+    if not has_pair and "id" not in cols:
+        raise MSAError(f"{csv_path.name} needs columns video_id,clip_id (or id), text, label, mode; "
+                       f"found {', '.join(reader.fieldnames or []) or 'none'}")
+    missing = [c for c in ("label", "mode") if c not in cols]
+    if missing:
+        raise MSAError(f"{csv_path.name} lacks column(s) {', '.join(missing)}")
+    jobs: list[ClipJob] = []
+    seen: set[str] = set()
+    for row in reader:
+        get = lambda c: (row.get(cols[c]) or "").strip() if c in cols else ""  # noqa: E731
+        if has_pair:
+            vid, cid = get("video_id"), get("clip_id")
+            sample_id = f"{vid}$_${cid}"  # MMSA's id convention
+            stems = [_inside(raw, vid, cid)]
+        else:
+            sample_id = get("id")
+            vid, _, cid = sample_id.rpartition("_")
+            stems = [_inside(raw, sample_id)] + ([_inside(raw, vid, cid)] if vid else [])
+        if not sample_id.strip("$_") or sample_id in seen:
+            continue  # empty or duplicated rows: the first occurrence wins
+        seen.add(sample_id)
+        escapes = stems[0] is None
+        path = None if escapes else _find_clip(*(s for s in stems if s is not None))
+        job = ClipJob(sample_id, None if path is None else str(path), get("text"), None, None)
+        line = reader.line_num
+        try:
+            job.label = float(get("label"))
+        except ValueError:
+            job.problem = f"line {line}: bad label {get('label')!r}"
+        else:
+            if not math.isfinite(job.label):
+                job.problem = f"line {line}: label {get('label')!r} is not a finite number"
+        if escapes:
+            job.problem = f"line {line}: the clip path is outside the clip folder (absolute or '..'); not read"
+        job.split = _SPLIT_ALIASES.get(get("mode").lower())
+        if job.split is None and not job.problem:
+            job.problem = f"unknown mode {get('mode')!r} (use train/valid/test)"
+        if path is None and not job.problem:
+            job.problem = "clip file not found"
+        jobs.append(job)
     return jobs
 
 

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
+from core.atomic_write import atomic_open
+
 DEFAULT_PLOT_METRICS: tuple[str, ...] = ("Has0_acc_2", "Non0_F1_score", "Mult_acc_7", "MAE", "Corr")
 
 
@@ -34,8 +36,8 @@ def plot_degradation(results: Sequence[dict[str, Any]], path: str | os.PathLike[
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    with atomic_open(out, "wb", make_parents=True) as fh:
+        fig.savefig(fh, dpi=110, format=out.suffix.lstrip(".").lower() or "png")
     return out
 
 

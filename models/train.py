@@ -166,6 +166,43 @@ def _step_inputs(model: MSAModel, batch: ModalityBatch, missing: str, gen: torch
     return apply_missing(batch, rates, gen, unk_id, reencode)
 
 
+def check_training_options(*, epochs: int, batch_size: int, lr: float, weight_decay: float, patience: int,
+                           select_metric: str, missing: str) -> None:
+    """One-line MSAError for a value training cannot use (the CLI calls this before loading data)."""
+    if missing not in MISSING_REGIMES:
+        raise MSAError(f"unknown missing-data regime {missing!r}; use {' or '.join(MISSING_REGIMES)}")
+    if select_metric not in METRIC_NAMES:
+        raise MSAError(f"unknown selection metric {select_metric!r}; use one of {', '.join(METRIC_NAMES)}")
+    if epochs < 1 or batch_size < 1 or not (lr > 0 and math.isfinite(lr)):
+        raise MSAError("epochs and batch size must be >= 1 and the learning rate a finite number > 0")
+    if not (weight_decay >= 0 and math.isfinite(weight_decay)):
+        raise MSAError(f"the weight decay must be a finite number >= 0, got {weight_decay}")
+    if patience < 1:
+        raise MSAError(f"the early-stopping patience must be >= 1 epoch, got {patience}")
+
+
+def build_configured_model(model_name: str, spec: FeatureSpec, config: dict[str, Any]) -> MSAModel:
+    """The model with a user's config overrides; a value it cannot take is a one-line MSAError."""
+    from models.registry import build_model
+
+    try:
+        return build_model(model_name, spec, **config)
+    except MSAError:
+        raise
+    except (TypeError, ValueError, KeyError, RuntimeError) as exc:  # a bad --config override
+        raise MSAError(f"cannot build model {model_name!r} with config {config}: {exc}") from None
+
+
+def _require_finite_labels(ds: MSADataset, name: str) -> None:
+    labels = np.asarray(ds.labels, dtype=np.float64).reshape(-1)
+    bad = np.flatnonzero(~np.isfinite(labels))
+    if bad.size:
+        i = int(bad[0])
+        more = f" ({bad.size - 1} more)" if bad.size > 1 else ""
+        raise MSAError(f"{name} data: sample {ds.ids[i]!r} has label {labels[i]}, not a finite number{more}; "
+                       "fix the labels (training would only diverge)")
+
+
 def train_model(
     model_name: str,
     train_ds: MSADataset,
@@ -195,20 +232,15 @@ def train_model(
     The best model (by `select_metric` on the complete validation set) is restored at the end and,
     with `out_dir`, saved as `<out_dir>/<model_name>.safetensors` + `.json` whenever it improves,
     so a cancelled run (core.errors.Cancelled) keeps its best checkpoint so far."""
-    from models.registry import build_model
-
-    if missing not in MISSING_REGIMES:
-        raise MSAError(f"unknown missing-data regime {missing!r}; use {' or '.join(MISSING_REGIMES)}")
-    if select_metric not in METRIC_NAMES:
-        raise MSAError(f"unknown selection metric {select_metric!r}; use one of {', '.join(METRIC_NAMES)}")
+    check_training_options(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                           patience=patience, select_metric=select_metric, missing=missing)
     if len(train_ds) == 0 or len(valid_ds) == 0:
         raise MSAError(f"need training and validation samples (got {len(train_ds)} train, {len(valid_ds)} valid)")
-    if epochs < 1 or batch_size < 1 or not lr > 0:
-        raise MSAError("epochs and batch size must be >= 1 and the learning rate > 0")
     for name, ds in (("training", train_ds), ("validation", valid_ds)):
         ds_spec = getattr(ds, "spec", None)
         if ds_spec is not None:
             spec.require_compatible(ds_spec, what=f"{name} data")
+        _require_finite_labels(ds, name)
     ctx = ctx or RunContext()
     unk = token_id(spec, "unk_id") if unk_id is None else int(unk_id)
     config = dict(config or {})
@@ -217,10 +249,7 @@ def train_model(
     torch.manual_seed(seed)  # model initialisation and dropout
     shuffle_gen = torch.Generator().manual_seed(seed)
     missing_gen = torch.Generator().manual_seed(seed + 1)
-    try:
-        model = build_model(model_name, spec, **config).to(device)
-    except (TypeError, ValueError, KeyError) as exc:  # a bad --config override
-        raise MSAError(f"cannot build model {model_name!r} with config {config}: {exc}") from None
+    model = build_configured_model(model_name, spec, config).to(device)
 
     # Inputs are standardised inside the model (models.base): statistics come from the complete
     # training set and travel in the checkpoint's state dict.

@@ -261,3 +261,178 @@ def test_ray_two_local_workers_match_in_process_results(tmp_path: Path) -> None:
     state = json.loads(next((ray_out / ".msa-batch" / "failed").glob("*.json")).read_text())
     assert state["name"] == "broken.mp4" and state["error"]
     assert BatchState(ray_out).output_json("talk.mp4").is_file()
+
+
+# -------------------------------------------------------------- containers and the --out lock (issue 10)
+
+
+def test_every_container_the_media_layer_lists_is_found_and_no_second_list_exists(tmp_path: Path) -> None:
+    import models.extract_dataset as extract
+    from core.media import AUDIO_EXTENSIONS, SUPPORTED_EXTENSIONS, VIDEO_EXTENSIONS
+
+    for ext in (".flv", ".ts", ".m4v", ".3gp", ".mts", ".wmv", ".aac", ".opus"):
+        assert ext in SUPPORTED_EXTENSIONS, ext
+    assert set(SUPPORTED_EXTENSIONS) == set(VIDEO_EXTENSIONS) | set(AUDIO_EXTENSIONS)
+    names = [f"clip{i}{ext if i % 2 else ext.upper()}" for i, ext in enumerate(SUPPORTED_EXTENSIONS)]
+    root = _inputs(tmp_path / "in", names + ["notes.txt", "x.json"])
+    assert sorted(p.name for p in find_media(root)) == sorted(names)
+    assert getattr(extract, "MEDIA_EXTENSIONS", SUPPORTED_EXTENSIONS) is SUPPORTED_EXTENSIONS
+
+
+_LOCK_HOLDER = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, {root!r})
+from core.batch import BatchOptions, run_batch
+from core.result import AnalysisResult
+from core.types import SegmentResult
+
+class Slow:
+    def analyze(self, path, ctx=None):
+        Path({started!r}).write_text("analysing")
+        time.sleep(120)  # killed by the test long before
+        raise SystemExit(1)
+
+run_batch({inp!r}, {out!r}, BatchOptions(model="late-fusion"), analyzer=Slow())
+"""
+
+
+def test_a_second_batch_on_the_same_out_refuses_while_the_first_runs(tmp_path: Path) -> None:
+    """Two real processes: the first holds <out>'s lock while analysing; the second (the real CLI)
+    stops at once with one line and exit 2, analyses nothing; a killed holder leaves no stale lock."""
+    import subprocess
+    import sys
+
+    root_dir = Path(__file__).resolve().parent.parent
+    inp = _inputs(tmp_path / "in", ["a.mp4", "b.mp4"])
+    out, started = tmp_path / "out", tmp_path / "started"
+    holder = subprocess.Popen([sys.executable, "-c", _LOCK_HOLDER.format(
+        root=str(root_dir), started=str(started), inp=str(inp), out=str(out))], cwd=root_dir)
+    try:
+        deadline = time.time() + 120
+        while not started.exists():
+            assert holder.poll() is None, "the first batch process ended early"
+            assert time.time() < deadline, "the first batch process never started analysing"
+            time.sleep(0.1)
+        t0 = time.time()
+        second = subprocess.run([sys.executable, "-m", "cli.main", "batch", str(inp), "--out", str(out),
+                                 "--model", MODEL, "--no-ray", "--quiet"],
+                                cwd=root_dir, capture_output=True, text=True, timeout=300)
+        assert second.returncode == 2, second.stderr[-2000:]
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1 and "another msa-studio batch" in lines[0], second.stderr
+        assert str(holder.pid) in lines[0]
+        assert time.time() - t0 < 60
+        assert not list(out.glob("*.json")), "the second process analysed files"
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    summary = run_batch(inp, out, BatchOptions(model=MODEL), analyzer=FakeAnalyzer())  # the lock died with it
+    assert summary.done == ["a.mp4", "b.mp4"]
+
+
+def test_the_lock_is_reentrant_in_one_process_and_released_after_the_run(tmp_path: Path) -> None:
+    from core.batch import BatchBusy, hold_out_lock
+
+    inp = _inputs(tmp_path / "in", ["a.mp4"])
+    out = tmp_path / "out"
+    with hold_out_lock(out):
+        assert run_batch(inp, out, BatchOptions(model=MODEL), analyzer=FakeAnalyzer()).done == ["a.mp4"]
+    with hold_out_lock(out):
+        pass
+    assert issubclass(BatchBusy, Exception)
+
+
+# ext -> (FFmpeg muxer, video encoder or None, audio encoder, audio rate, muxer options). One row per
+# entry of core.media.SUPPORTED_EXTENSIONS, so a new extension cannot be listed without being decoded.
+_CONTAINER_WRITERS: dict[str, tuple[str, str | None, str, int, dict[str, str]]] = {
+    ".mp4": ("mp4", "libx264", "aac", 16000, {}), ".m4v": ("mp4", "libx264", "aac", 16000, {}),
+    ".mov": ("mov", "libx264", "aac", 16000, {}), ".mkv": ("matroska", "libx264", "flac", 16000, {}),
+    ".webm": ("webm", "libvpx", "libopus", 48000, {}), ".avi": ("avi", "mpeg4", "pcm_s16le", 16000, {}),
+    ".mpg": ("mpeg", "mpeg1video", "mp2", 44100, {}), ".mpeg": ("mpeg", "mpeg1video", "mp2", 44100, {}),
+    ".flv": ("flv", "flv", "mp3", 44100, {}), ".f4v": ("f4v", "libx264", "aac", 16000, {}),
+    ".ts": ("mpegts", "mpeg2video", "mp2", 48000, {}),
+    ".mts": ("mpegts", "libx264", "ac3", 48000, {"mpegts_m2ts_mode": "1"}),
+    ".m2ts": ("mpegts", "libx264", "ac3", 48000, {"mpegts_m2ts_mode": "1"}),
+    ".3gp": ("3gp", "h263", "aac", 16000, {}), ".3g2": ("3g2", "h263", "aac", 16000, {}),
+    ".wmv": ("asf", "wmv2", "wmav2", 16000, {}), ".asf": ("asf", "wmv2", "wmav2", 16000, {}),
+    ".ogv": ("ogg", "vp8", "libopus", 48000, {}), ".vob": ("vob", "mpeg2video", "mp2", 48000, {}),
+    ".mxf": ("mxf", "mpeg2video", "pcm_s16le", 48000, {}),
+    ".wav": ("wav", None, "pcm_s16le", 16000, {}), ".flac": ("flac", None, "flac", 16000, {}),
+    ".mp3": ("mp3", None, "libmp3lame", 44100, {}), ".ogg": ("ogg", None, "libopus", 48000, {}),
+    ".oga": ("ogg", None, "libopus", 48000, {}), ".opus": ("opus", None, "libopus", 48000, {}),
+    ".m4a": ("ipod", None, "aac", 16000, {}), ".aac": ("adts", None, "aac", 16000, {}),
+    ".wma": ("asf", None, "wmav2", 16000, {}), ".aiff": ("aiff", None, "pcm_s16be", 16000, {}),
+    ".aif": ("aiff", None, "pcm_s16be", 16000, {}), ".amr": ("amr", None, "libopencore_amrnb", 8000, {}),
+    ".mka": ("matroska", None, "flac", 16000, {}), ".ac3": ("ac3", None, "ac3", 48000, {}),
+    ".caf": ("caf", None, "pcm_s16le", 16000, {}), ".au": ("au", None, "pcm_s16be", 16000, {}),
+    ".w64": ("w64", None, "pcm_s16le", 16000, {}), ".wv": ("wv", None, "wavpack", 16000, {}),
+}
+
+
+def _write_container(path: Path, muxer: str, vcodec: str | None, acodec: str, rate: int,
+                     options: dict[str, str], seconds: float = 1.0) -> None:
+    """One second of a 440 Hz tone (and 25 fps of flat frames) in the given container."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w", format=muxer, options=options) as container:
+        video = None
+        if vcodec:
+            video = container.add_stream(vcodec, rate=25)
+            video.width, video.height, video.pix_fmt = 176, 144, "yuv420p"
+        audio = container.add_stream(acodec, rate=rate)
+        audio.layout = "mono"
+        if acodec == "wmav2":
+            audio.bit_rate = 32000  # its default (0) is refused at 16 kHz
+        audio.codec_context.open(strict=False)
+        fmt = audio.codec_context.format.name
+        step = audio.codec_context.frame_size or 1024
+        if step > 4096:  # wavpack asks for 64000 but takes any size; a padded frame would be 4 s long
+            step = 1024
+        tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(int(rate * seconds)) / rate)
+        for start in range(0, len(tone), step):
+            chunk = np.zeros(step)
+            chunk[: len(tone[start:start + step])] = tone[start:start + step]
+            if fmt.startswith("s16"):
+                data = (chunk * 32767).astype(np.int16)
+            elif fmt.startswith("u8"):  # wavpack's default
+                data = (chunk * 127 + 128).astype(np.uint8)
+            elif fmt.startswith("s32"):
+                data = (chunk * 2**31 * 0.99).astype(np.int32)
+            else:
+                data = chunk.astype(np.float32)
+            frame = av.AudioFrame.from_ndarray(data[None, :], format=fmt, layout="mono")
+            frame.sample_rate, frame.pts = rate, start
+            for packet in audio.encode(frame):
+                container.mux(packet)
+        for packet in audio.encode(None):
+            container.mux(packet)
+        if video is not None:
+            for k in range(int(25 * seconds)):
+                image = np.full((144, 176, 3), (k * 9) % 255, np.uint8)
+                for packet in video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                    container.mux(packet)
+            for packet in video.encode(None):
+                container.mux(packet)
+
+
+def test_every_listed_container_is_really_decoded_by_the_media_layer(tmp_path: Path) -> None:
+    from core import media
+
+    assert set(_CONTAINER_WRITERS) == set(media.SUPPORTED_EXTENSIONS)
+    problems = []
+    for ext, (muxer, vcodec, acodec, rate, options) in _CONTAINER_WRITERS.items():
+        path = tmp_path / f"clip{ext}"
+        _write_container(path, muxer, vcodec, acodec, rate, options)
+        try:
+            info = media.probe(path)
+            wave = media.load_audio(path, 16000)
+            frames = sum(1 for _ in media.iter_frames(path)) if vcodec else 0
+        except Exception as exc:  # collected so that one run names every failing container
+            problems.append(f"{ext}: {type(exc).__name__}: {exc}")
+            continue
+        if info.has_video != bool(vcodec) or not 0.9 < len(wave) / 16000 < 1.2 or (vcodec and frames < 9):
+            problems.append(f"{ext}: video={info.has_video} audio={len(wave) / 16000:.2f}s frames={frames}")
+    assert not problems, problems
+    assert sorted(p.name for p in find_media(tmp_path)) == sorted(f"clip{e}" for e in _CONTAINER_WRITERS)

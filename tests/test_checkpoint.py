@@ -110,11 +110,17 @@ def test_missing_files(tmp_path) -> None:
         load_checkpoint(tmp_path / "nothing.safetensors")
 
 
-def _edit_meta(path: Path, **changes) -> None:
+def _edit_meta(path: Path, reseal: bool = True, **changes) -> None:
+    """Edit the sidecar; with `reseal` also renew its digest, as `seal_checkpoints --accept-edits`
+    does, so that the checks behind the digest are reached."""
+    from models.checkpoint import seal_sidecar
+
     meta_path = path.with_suffix(".json")
     d = json.loads(meta_path.read_text())
     d.update(changes)
     meta_path.write_text(json.dumps(d))
+    if reseal:
+        seal_sidecar(path, accept_edits=True)
 
 
 def test_unknown_model_is_a_clear_error(saved) -> None:
@@ -164,6 +170,18 @@ def _expect_msa_error_or_success(path: Path) -> None:
         pass  # anything else (KeyError, SafetensorError, ...) fails the test
 
 
+def _resealed(raw: bytes) -> bytes:
+    """The sidecar with its digest renewed (when it can be computed at all)."""
+    from models.checkpoint import sidecar_digest
+
+    try:
+        d = json.loads(raw)
+        d["meta_sha256"] = sidecar_digest(d)
+        return json.dumps(d).encode()
+    except (ValueError, TypeError, RecursionError):
+        return raw
+
+
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -188,6 +206,8 @@ def test_fuzz_meta_json(tmp_path, pristine, data) -> None:
         m = data.draw(st.sampled_from(["text", "audio", "visual"]))
         d["spec"][m][data.draw(st.sampled_from(sorted(d["spec"][m])))] = data.draw(json_values)
         raw = json.dumps(d).encode()
+    if mode in ("value", "nested") and data.draw(st.booleans()):
+        raw = _resealed(raw)  # also fuzz what lies behind the digest check
     _expect_msa_error_or_success(_write_pair(tmp_path / "f", weights, raw))
 
 
@@ -207,5 +227,109 @@ def test_fuzz_weights_with_matching_hash(tmp_path, pristine, data) -> None:
         blob = bytes(blob[: data.draw(st.integers(0, len(blob)))])
     d = json.loads(meta)
     d["sha256"] = hashlib.sha256(blob).hexdigest()
-    _expect_msa_error_or_success(_write_pair(tmp_path / "w", blob, json.dumps(d).encode()))
+    _expect_msa_error_or_success(_write_pair(tmp_path / "w", blob, _resealed(json.dumps(d).encode())))
     shutil.rmtree(tmp_path / "w")
+
+
+# ------------------------------------------------------------------- sealed sidecars (issue 10)
+
+
+def _edit_spec(path: Path, modality: str, key: str, value) -> None:
+    meta_path = path.with_suffix(".json")
+    d = json.loads(meta_path.read_text())
+    d["spec"][modality][key] = value
+    meta_path.write_text(json.dumps(d, indent=2))
+
+
+def _one_line(exc: BaseException) -> str:
+    assert "\n" not in str(exc) and str(exc)
+    return str(exc)
+
+
+def test_sidecar_edited_to_another_frame_rate_is_refused(saved) -> None:
+    _, path, _ = saved
+    _edit_spec(path, "visual", "rate_hz", 5.0)  # weights and their sha256 untouched
+    with pytest.raises(CheckpointError, match="edited") as info:
+        load_checkpoint(path)
+    _one_line(info.value)
+    with pytest.raises(CheckpointError, match="edited"):
+        read_checkpoint_meta(path)  # the cheap spec check before extraction sees it too
+
+
+@pytest.mark.parametrize("change", [
+    {"config": {"hidden": 16}},
+    {"model_name": "other"},
+    {"training": {"epochs": 300}},
+    {"metrics": {"MAE": 0.01}},
+    {"sha256": "0" * 64},
+])
+def test_any_edit_of_the_sidecar_is_refused(saved, change) -> None:
+    _, path, _ = saved
+    _edit_meta(path, reseal=False, **change)
+    with pytest.raises(CheckpointError, match="edited") as info:
+        load_checkpoint(path)
+    _one_line(info.value)
+
+
+def test_reformatting_the_sidecar_is_not_an_edit(saved) -> None:
+    _, path, spec = saved
+    meta_path = path.with_suffix(".json")
+    meta_path.write_text(json.dumps(json.loads(meta_path.read_text()), indent=None, sort_keys=True))
+    load_checkpoint(path, expected_spec=spec)
+
+
+def test_unsealed_sidecar_names_the_command_that_seals_it(saved) -> None:
+    import subprocess
+    import sys
+
+    model, path, spec = saved
+    meta_path = path.with_suffix(".json")
+    d = json.loads(meta_path.read_text())
+    d.pop("meta_sha256")
+    d["format_version"] = 1  # written by an earlier version
+    meta_path.write_text(json.dumps(d, indent=2))
+    with pytest.raises(CheckpointError, match="seal_checkpoints") as info:
+        load_checkpoint(path)
+    _one_line(info.value)
+    root = Path(__file__).resolve().parent.parent
+    cmd = [sys.executable, "-m", "models.recipes.seal_checkpoints", str(path)]
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    sealed = meta_path.read_bytes()
+    loaded, meta = load_checkpoint(path, expected_spec=spec)
+    model.eval()
+    b = batch_for(spec)
+    assert torch.equal(model(b).score, loaded(b).score)
+    # repeatable: a second run changes nothing
+    assert subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=120).returncode == 0
+    assert meta_path.read_bytes() == sealed
+
+
+def test_sealing_refuses_edits_and_bad_weights_unless_asked(saved) -> None:
+    from models.checkpoint import seal_sidecar
+
+    _, path, _ = saved
+    _edit_spec(path, "visual", "rate_hz", 5.0)
+    with pytest.raises(CheckpointError, match="accept"):
+        seal_sidecar(path)
+    seal_sidecar(path, accept_edits=True)  # the user's explicit decision
+    assert read_checkpoint_meta(path).spec.visual.rate_hz == 5.0
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="hash"):
+        seal_sidecar(path, accept_edits=True)  # never bless damaged weights
+
+
+def test_shipped_checkpoints_are_sealed_and_load() -> None:
+    from models.checkpoint import seal_sidecar
+
+    shipped = sorted((Path(__file__).resolve().parent.parent / "assets" / "checkpoints").glob("*.safetensors"))
+    if not shipped:
+        pytest.skip("no shipped checkpoints in assets/checkpoints")
+    for path in shipped:
+        meta = read_checkpoint_meta(path)
+        assert meta.format_version >= 2, path.name
+        load_checkpoint(path)
+        before = path.with_suffix(".json").read_bytes()
+        assert seal_sidecar(path) is False and path.with_suffix(".json").read_bytes() == before  # already sealed

@@ -226,3 +226,86 @@ def test_extract_command_user_errors(tmp_path, capsys) -> None:
     assert main(["extract-dataset", str(tmp_path / "missing"), "--labels", str(tmp_path / "l.csv"),
                  "--out", str(tmp_path / "fc"), "--quiet"]) == 2
     assert "clip folder not found" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------- hostile label files (issue 10)
+
+
+def test_clip_ids_cannot_reach_outside_the_clip_folder(tmp_path) -> None:
+    outside = tmp_path / "secret" / "dir"
+    outside.mkdir(parents=True)
+    (outside / "clip.mp4").write_bytes(b"ok but not yours")
+    raw = tmp_path / "deep" / "er" / "raw"
+    (raw / "v").mkdir(parents=True)
+    (raw / "v" / "1.mp4").write_bytes(b"ok")
+    (raw / "v" / "..clip.mp4").write_bytes(b"ok")  # dots inside a name are fine
+    pair = tmp_path / "pair.csv"
+    pair.write_text("video_id,clip_id,text,label,mode\n"
+                    "../../../secret/dir,clip,a,1.0,train\n"
+                    "v,../../../../secret/dir/clip,b,1.0,train\n"
+                    f"{outside},clip,c,1.0,train\n"
+                    "v,1,d,1.0,train\n"
+                    "v,..clip,e,1.0,train\n")
+    single = tmp_path / "single.csv"
+    single.write_text(f"id,text,label,mode\n../../../secret/dir/clip,f,1.0,train\n{outside}/clip,g,1.0,train\n")
+    for csv in (pair, single):
+        FakePipeline.calls.clear()
+        s = extract_dataset(raw, csv, tmp_path / f"fc-{csv.stem}", fake_factory, spec=SPEC, workers=1)
+        assert not any("secret" in path for path, _ in FakePipeline.calls), FakePipeline.calls
+        escaped = [sid for sid in s.failed if "secret" in sid]
+        assert len(escaped) == (3 if csv is pair else 2), s.failed
+        assert all("outside the clip folder" in s.failed[sid] for sid in escaped), s.failed
+    assert {Path(p).name for p, _ in FakePipeline.calls} == set()  # single.csv has no legitimate row
+    s = extract_dataset(raw, pair, tmp_path / "fc-pair", fake_factory, spec=SPEC, workers=1)
+    assert FeatureCache(tmp_path / "fc-pair").ids() == ["v$_$1", "v$_$..clip"]
+
+
+def test_non_finite_labels_are_refused_naming_the_line(tmp_path) -> None:
+    clips = {("v", str(i)): b"ok" for i in range(5)}
+    rows = ["v,0,a,nan,train", "v,1,b,inf,train", "v,2,c,-Infinity,test", "v,3,d,1.5,train", "v,4,e,1e999,valid"]
+    raw, csv = make_raw(tmp_path, clips, rows)
+    s = extract_dataset(raw, csv, tmp_path / "fc", fake_factory, spec=SPEC, workers=1)
+    assert set(s.failed) == {"v$_$0", "v$_$1", "v$_$2", "v$_$4"}
+    for sample_id, line in (("v$_$0", 2), ("v$_$1", 3), ("v$_$2", 4), ("v$_$4", 6)):
+        assert f"line {line}" in s.failed[sample_id] and "finite" in s.failed[sample_id], s.failed
+    cache = FeatureCache(tmp_path / "fc")
+    assert cache.ids() == ["v$_$3"]
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(MSAError, match="finite"):
+            cache.append("x", fake_features("x", "y"), bad, "train")
+    assert FeatureCache(tmp_path / "fc").ids() == ["v$_$3"]
+
+
+LATIN1 = "video_id,clip_id,text,label,mode\nv,1,un café très bon,1.0,train\n".encode("latin-1")
+
+
+@pytest.mark.parametrize("content, expected", [
+    (LATIN1, r"not UTF-8 .*line 2"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 8, "not a text"),
+    (bytes(range(256)) * 40, "not a text"),
+    ("video_id,clip_id,text,label,mode\nv,1,".encode() + b"x" * 200_000 + b",1.0,train\n", "line 2"),
+])
+def test_label_files_that_are_not_utf8_text_are_one_clear_error(tmp_path, capsys, content, expected) -> None:
+    from cli.main import main
+
+    raw = tmp_path / "raw"
+    (raw / "v").mkdir(parents=True)
+    (raw / "v" / "1.mp4").write_bytes(b"ok")
+    csv = tmp_path / "label.csv"
+    csv.write_bytes(content)
+    with pytest.raises(MSAError, match=expected) as info:
+        read_label_csv(raw, csv)
+    assert "\n" not in str(info.value)
+    assert main(["extract-dataset", str(raw), "--labels", str(csv), "--out", str(tmp_path / "fc"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+
+
+def test_utf16_label_file_with_bom_is_read(tmp_path) -> None:
+    raw = tmp_path / "raw"
+    (raw / "v").mkdir(parents=True)
+    (raw / "v" / "1.mp4").write_bytes(b"ok")
+    csv = tmp_path / "label.csv"
+    csv.write_bytes("video_id,clip_id,text,label,mode\nv,1,un café,1.0,train\n".encode("utf-16"))
+    (job,) = read_label_csv(raw, csv)
+    assert job.text == "un café" and job.label == 1.0 and not job.problem

@@ -259,6 +259,34 @@ def _binary_junk_transcript(path: Path) -> Path:
     return path
 
 
+def test_huge_one_line_transcript_is_refused_at_once_without_reading_it(tmp_path: Path) -> None:
+    """50 MB on one line used to take ~2 minutes and ~10 GB downstream; it is refused from its size."""
+    import time
+    import tracemalloc
+
+    from core.transcripts import MAX_TRANSCRIPT_BYTES, load_transcript
+
+    big = tmp_path / "huge.txt"
+    with open(big, "wb") as fh:
+        for _ in range(50):
+            fh.write(b"really good movie " * 58_255)  # ~1 MB per write, no newline
+    assert big.stat().st_size > 50_000_000 > MAX_TRANSCRIPT_BYTES
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        with pytest.raises(MSAError, match="too large") as info:
+            load_transcript(big)
+        seconds = time.perf_counter() - t0
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    _one_line(info.value)
+    assert seconds < 1.0 and peak < 5_000_000, (seconds, peak)
+    just_fits = tmp_path / "fits.txt"
+    just_fits.write_bytes((b"good movie\n" * (MAX_TRANSCRIPT_BYTES // 11)))
+    assert load_transcript(just_fits)[0].text == "good movie"
+
+
 def test_binary_file_named_srt_is_rejected(tmp_path: Path) -> None:
     from core.transcripts import load_transcript
 
@@ -359,10 +387,13 @@ _HUGE_DIM_SCRIPT = textwrap.dedent("""
     import json, resource, sys, time
     sys.path.insert(0, {root!r})
     from core.errors import MSAError
-    from models.checkpoint import load_checkpoint
+    from models.checkpoint import load_checkpoint, sidecar_digest
     side = {side!r}
     meta = json.load(open(side))
-    meta["spec"]["audio"]["dim"] = 10 ** 8  # the sidecar is not covered by the weights hash
+    meta["spec"]["audio"]["dim"] = 10 ** 8  # the weights hash does not cover the spec
+    # renew the sidecar's own digest (as a determined editor would) so the check of the spec
+    # against the weights' shapes is what has to stop this
+    meta["meta_sha256"] = sidecar_digest(meta)
     json.dump(meta, open(side, "w"))
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.time()

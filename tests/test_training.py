@@ -347,3 +347,27 @@ def test_holdout_split_is_deterministic_and_disjoint() -> None:
     assert len(tr) == 15 and len(va) == 5 and not set(tr.ids) & set(va.ids)
     assert holdout_split(ds, 0.25, seed=3)[1].ids == va.ids
     assert np.allclose(va.labels, [ds.labels[ds.ids.index(i)] for i in va.ids])
+
+
+# ------------------------------------------------------------------ non-finite labels (issue 10)
+
+
+def test_non_finite_labels_are_named_instead_of_blaming_the_learning_rate(tmp_path, data) -> None:
+    from models.data import load_splits
+
+    train, valid = data
+    bad = InMemoryDataset(SPEC, train.items, [*train.labels[:7], float("nan"), *train.labels[8:]], train.ids)
+    with pytest.raises(MSAError, match=r"s7.*finite") as info:
+        train_model(LINEAR, bad, valid, SPEC, epochs=1, batch_size=16, lr=0.01)
+    assert "learning rate" not in str(info.value)
+
+    # a feature cache written by an earlier version that stored the label as NaN
+    _cache_from(synthetic(12, 3), tmp_path / "fc", lambda i: "train" if i < 8 else "valid")
+    index = tmp_path / "fc" / "index.jsonl"
+    lines = index.read_text().splitlines()
+    row = json.loads(lines[2])
+    row["label"] = float("inf")
+    lines[2] = json.dumps(row)
+    index.write_text("\n".join(lines) + "\n")
+    with pytest.raises(MSAError, match=r"s2.*finite.*line 3"):
+        load_splits(tmp_path / "fc")

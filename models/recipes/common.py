@@ -17,6 +17,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from core.atomic_write import atomic_open, atomic_write_text
+
 #: Bumped whenever the composed corpus recipe changes in a way that changes its samples.
 CORPUS_VERSION = "composed-v1"
 
@@ -85,10 +87,8 @@ def unpack_ragged(flat: np.ndarray, offsets: np.ndarray, i: int) -> np.ndarray:
 
 def save_npz(path: Path, **arrays: Any) -> None:
     """Atomic np.savez (a killed run never leaves a half-written cache that looks complete)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_open(path, "wb", make_parents=True) as fh:
+        np.savez(fh, **arrays)
 
 
 def load_npz(path: Path) -> dict[str, np.ndarray]:
@@ -97,10 +97,8 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_clean(obj), indent=2, sort_keys=False, allow_nan=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(_clean(obj), indent=2, sort_keys=False, allow_nan=False) + "\n",
+                      make_parents=True)
 
 
 def read_json(path: Path) -> Any:

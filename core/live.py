@@ -22,11 +22,12 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
 from core.errors import MSAError
+from core.extractors.asr import SpeechPass
 from core.types import Segment, SegmentFeatures
 
 log = logging.getLogger(__name__)
@@ -71,16 +72,17 @@ class LiveResult:
 class LiveComponents(Protocol):
     """What the analyzer needs from the feature pipeline; see core.live_components for the real one.
 
-    - `transcribe(audio16k) -> str`
+    - `listen(audio16k) -> (text, speech)`: the words and the Whisper pass they came from
     - `frame_features(frame_bgr) -> (vector (Dv,), face_found, landmarks (478, 2) | None)`
-    - `segment_features(text, audio16k, visual_times, visual_rows, visual_mask, start, end)
-       -> SegmentFeatures` (same layout the pipeline makes for a file segment)
+    - `segment_features(text, audio16k, speech, visual_times, visual_rows, visual_mask, start, end)
+       -> SegmentFeatures` (same layout the pipeline makes for a file segment; the audio rows reuse
+       `speech`, so the window is encoded once)
     - `visual_rate_hz`
     """
 
     visual_rate_hz: float
 
-    def transcribe(self, audio: np.ndarray) -> str: ...
+    def listen(self, audio: np.ndarray) -> tuple[str, Any]: ...
 
     def frame_features(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, bool, np.ndarray | None]: ...
 
@@ -88,6 +90,7 @@ class LiveComponents(Protocol):
         self,
         text: str,
         audio: np.ndarray,
+        speech: Any,
         visual_times: np.ndarray,
         visual_rows: np.ndarray,
         visual_mask: np.ndarray,
@@ -362,16 +365,17 @@ class LiveAnalyzer:
         rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if audio.size else 0.0
         level_db = 20.0 * np.log10(max(rms, 1e-5))
         has_speech = self.audio.total > 0 and level_db > SILENCE_DB
-        text = ""
+        text, speech = "", None
         if has_speech:
             t = self.clock()
-            text = self.components.transcribe(audio).strip()
+            text, speech = self.components.listen(audio)
             timings["asr"] = self.clock() - t
 
         t = self.clock()
         vt, vrows, vmask = self.visual.between(t_begin, t_end)
         feats = self.components.segment_features(
-            text, audio if self.audio.total else np.zeros(0, np.float32), vt - t_begin, vrows, vmask, 0.0, self.window
+            text, audio if self.audio.total else np.zeros(0, np.float32), speech, vt - t_begin, vrows, vmask,
+            0.0, self.window,
         )
         timings["features"] = self.clock() - t
 
@@ -448,19 +452,23 @@ class PipelineLiveComponents:
         # A voiced-sounding signal (150 Hz harmonics, syllable-rate envelope) so the decoder runs too.
         tone = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 6)) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t))
         wave = (0.1 * tone).astype(np.float32)
-        self.pipeline.audio_extractor.extract(wave)
+        asr = self.pipeline.asr
+        for _ in range(2):  # encoder and decoder directly: VAD may not call the tone speech
+            asr.decode(asr.encode(wave), word_timestamps=False, live=True)
         self.frame_features(np.zeros((64, 64, 3), np.uint8))
-        for _ in range(2):
-            self.transcribe(wave)
 
-    def transcribe(self, audio: np.ndarray) -> str:
-        """The window's words from the same short-context Whisper pass as file analysis
-        (core.extractors.asr: VAD pieces, greedy decoding, no sampling), without word times."""
+    def listen(self, audio: np.ndarray) -> tuple[str, SpeechPass]:
+        """The window's words and the Whisper pass they came from: the same VAD pieces and
+        short-context encoder as file analysis (core.extractors.asr), without word times. The
+        pass's encoder states are the window's audio features (segment_features reuses them)."""
         wave = np.asarray(audio, dtype=np.float32).reshape(-1)
         if wave.size < SAMPLE_RATE // 10 or not np.any(wave):
-            return ""
-        speech = self.pipeline.asr.run(wave, word_timestamps=False)
-        return " ".join(s.text for s in speech.segments).strip()
+            return "", SpeechPass([], [])
+        speech = self.pipeline.asr.run(wave, word_timestamps=False, live=True)
+        return " ".join(s.text for s in speech.segments).strip(), speech
+
+    def transcribe(self, audio: np.ndarray) -> str:
+        return self.listen(audio)[0]
 
     def frame_features(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, bool, np.ndarray | None]:
         with self._visual_lock:
@@ -475,6 +483,7 @@ class PipelineLiveComponents:
         self,
         text: str,
         audio: np.ndarray,
+        speech: SpeechPass | None,
         visual_times: np.ndarray,
         visual_rows: list[np.ndarray],
         visual_mask: np.ndarray,
@@ -483,7 +492,8 @@ class PipelineLiveComponents:
     ) -> SegmentFeatures:
         a_spec, v_spec = self.spec.audio, self.spec.visual
         if audio is not None and len(audio):
-            track = self.pipeline.audio_extractor.extract(audio)
+            # a silent window was never heard: an empty pass gives the Whisper extractor no rows
+            track = self.pipeline.audio_extractor.extract(audio, speech=speech or SpeechPass([], []))
             a, a_mask = self._slice(track.times, track.features, start, end, a_spec.max_len)
         else:
             a, a_mask = np.zeros((1, a_spec.dim), np.float32), np.zeros(1, bool)

@@ -303,6 +303,18 @@ class FeaturePipeline:
         )
 
     # -- one clip = one sample (dataset building) --------------------------------------------
+    def utterance_audio(self, wave: np.ndarray, decode: bool = True,
+                        ctx: RunContext | None = None) -> tuple[AudioTrack, str]:
+        """Audio features of a whole clip (and its words when `decode`), from the same VAD + Whisper
+        pass a file analysis makes, so dataset rows equal the rows the pipeline gives at inference."""
+        from core import segmentation
+
+        loud = float(np.max(np.abs(wave), initial=0.0)) >= _SILENCE_PEAK
+        regions = segmentation.speech_regions(wave, sr=SR) if loud else []
+        speech = self._speech_pass(wave, regions, 0.0, decode, ctx)
+        track = self.audio_extractor.extract(wave, ctx, speech=speech)
+        return track, " ".join(s.text for s in speech.segments).strip()
+
     def extract_utterance(self, path: str, text: str | None = None, ctx: RunContext | None = None) -> SegmentFeatures:
         """The whole clip is one segment; `text` (e.g. from a label.csv) overrides ASR. Missing audio or
         video streams give masked-out modalities and warnings in ctx.warnings instead of errors."""
@@ -315,11 +327,8 @@ class FeaturePipeline:
         wave = self._load_audio(path, info, ctx)
         audio_track = None
         if wave is not None:
-            regions = segmentation.speech_regions(wave, sr=SR) if float(np.max(np.abs(wave), initial=0.0)) >= _SILENCE_PEAK else []
-            speech = self._speech_pass(wave, regions, 0.0, text is None, ctx)
-            audio_track = self.audio_extractor.extract(wave, ctx, speech=speech)
-            if text is None:
-                text = " ".join(s.text for s in speech.segments).strip()
+            audio_track, heard = self.utterance_audio(wave, decode=text is None, ctx=ctx)
+            text = heard if text is None else text
         visual_track = None
         if info.has_video:
             fps = float(self.spec.visual.rate_hz or 10.0)

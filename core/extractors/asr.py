@@ -253,16 +253,20 @@ class WhisperASR:
 
     # --------------------------------------------------------------------------------- decoding
 
-    def decode(self, piece: EncodedPiece, word_timestamps: bool = True) -> Segment | None:
-        """Text (and word times) of one encoded piece; None when Whisper hears no words."""
+    def decode(self, piece: EncodedPiece, word_timestamps: bool = True, live: bool = False) -> Segment | None:
+        """Text (and word times) of one encoded piece; None when Whisper hears no words. `live`:
+        greedy decoding and no 30 s-context fallback, so a live hop stays short (the encoder
+        states, i.e. the audio features, are the same either way)."""
+        beam = 1 if live else self.beam_size
         model = self.model
         tok = self._tokenizer
         duration = piece.end - piece.start
         encoder_output = piece.encoder_output
-        tokens, avg_logprob, no_speech = self._decode_tokens(encoder_output, duration)
-        if avg_logprob < _FALLBACK_LOGPROB and piece.wave is not None and piece.mel_frames < _MAX_MEL_FRAMES:
+        tokens, avg_logprob, no_speech = self._decode_tokens(encoder_output, duration, beam)
+        if (not live and avg_logprob < _FALLBACK_LOGPROB and piece.wave is not None
+                and piece.mel_frames < _MAX_MEL_FRAMES):
             wide = self.encode(piece.wave, piece.start, full_context=True).encoder_output
-            retry = self._decode_tokens(wide, duration)
+            retry = self._decode_tokens(wide, duration, beam)
             if retry[1] > avg_logprob:
                 (tokens, avg_logprob, no_speech), encoder_output = retry, wide
         text = tok.decode(tokens).strip()
@@ -283,13 +287,14 @@ class WhisperASR:
         end = max([piece.end] + [w.end for w in words])
         return Segment(start=start, end=end, text=text, words=words, source="asr")
 
-    def _decode_tokens(self, encoder_output: Any, duration: float) -> tuple[list[int], float, float]:
-        found = self._generate(encoder_output, duration, block_repeats=False)
+    def _decode_tokens(self, encoder_output: Any, duration: float, beam: int) -> tuple[list[int], float, float]:
+        found = self._generate(encoder_output, duration, beam, block_repeats=False)
         if compression_ratio(self._tokenizer.decode(found[0])) > _COMPRESSION_RATIO_MAX:
-            found = self._generate(encoder_output, duration, block_repeats=True)
+            found = self._generate(encoder_output, duration, beam, block_repeats=True)
         return found
 
-    def _generate(self, encoder_output: Any, duration: float, block_repeats: bool) -> tuple[list[int], float, float]:
+    def _generate(self, encoder_output: Any, duration: float, beam: int,
+                  block_repeats: bool) -> tuple[list[int], float, float]:
         """Greedy decoding *with* timestamp tokens: predicting where speech ends is what makes
         Whisper stop; without them it kept repeating the sentence into the padding (RAVDESS word
         accuracy 0.65 -> 0.91 at equal context). Text after a timestamp past the piece's end
@@ -297,7 +302,7 @@ class WhisperASR:
         tok = self._tokenizer
         budget = min(self.max_new_tokens, int(TOKENS_PER_S * duration) + 16)
         result = self.model.model.generate(
-            encoder_output, [self._prompt], beam_size=self.beam_size, max_length=budget,
+            encoder_output, [self._prompt], beam_size=beam, max_length=budget,
             return_scores=True, return_no_speech_prob=True, suppress_blank=True,
             suppress_tokens=self._suppress, no_repeat_ngram_size=3 if block_repeats else 0,
         )[0]
@@ -319,10 +324,10 @@ class WhisperASR:
 
     def run(self, wave16k: np.ndarray, regions: Sequence[tuple[float, float]] | None = None,
             offset: float = 0.0, decode: bool = True, ctx: RunContext | None = None,
-            word_timestamps: bool = True) -> SpeechPass:
+            word_timestamps: bool = True, live: bool = False) -> SpeechPass:
         """Encode every speech piece of `wave16k` once; decode it too when `decode`. Times are in
         seconds + `offset`. `regions` (VAD, seconds within the wave): computed when None. Live mode
-        passes word_timestamps=False: a window only needs its text, and the alignment costs time."""
+        passes word_timestamps=False (a window only needs its text) and live=True (see decode)."""
         wave = np.asarray(wave16k, dtype=np.float32).reshape(-1)
         self.model  # noqa: B018 - a missing model is a user error even for audio without speech
         if len(wave) < SAMPLE_RATE // 10 or not np.any(wave):
@@ -343,7 +348,7 @@ class WhisperASR:
             piece = self.encode(wave[int(round(a * SAMPLE_RATE)): int(round(b * SAMPLE_RATE))], start=offset + a)
             pieces.append(piece)
             if decode:
-                seg = self.decode(piece, word_timestamps=word_timestamps)
+                seg = self.decode(piece, word_timestamps=word_timestamps, live=live)
                 if seg is not None:
                     segments.append(seg)
                 if ctx is not None:

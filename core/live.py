@@ -253,8 +253,8 @@ class LiveAnalyzer:
         if warm is not None:
             warm(self.window)
         feats = self.components.segment_features(
-            "", np.zeros(int(self.window * self.sample_rate), np.float32), np.zeros(0), [], np.zeros(0, bool),
-            0.0, self.window,
+            "", np.zeros(int(self.window * self.sample_rate), np.float32), None, np.zeros(0), [],
+            np.zeros(0, bool), 0.0, self.window,
         )
         self.engine.analyze([Segment(0.0, self.window, "", source="window")], [feats])
 

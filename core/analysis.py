@@ -84,8 +84,10 @@ def recording_contributions(results: list[SegmentResult]) -> dict[str, float]:
     }
 
 
-def recording_score(results: list[SegmentResult]) -> float:
+def recording_score(results: list[SegmentResult], mask: str | None = None) -> float:
+    """Duration-weighted mean score; `mask` ("_A_", "__V", ...): the score of that coalition."""
     if not results:
         return float("nan")
     w = np.array([max(r.end - r.start, 1e-3) for r in results])
-    return float(np.sum(w * np.array([r.score for r in results])) / np.sum(w))
+    scores = np.array([r.score if mask is None else r.mask_scores[mask] for r in results])
+    return float(np.sum(w * scores) / np.sum(w))

@@ -15,7 +15,7 @@ from core.errors import FeatureSpecMismatch, MSAError
 from core.feature_spec import FeatureSpec, default_spec
 from core.progress import RunContext
 from core.shapley import MODALITY_ORDER, all_coalitions, mask_key, shapley_values
-from core.types import Segment, SegmentFeatures, SegmentResult
+from core.types import Interval, Segment, SegmentFeatures, SegmentResult
 
 ALL = frozenset(MODALITY_ORDER)
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "assets" / "checkpoints"
@@ -161,6 +161,7 @@ class InferenceEngine:
         base = values[frozenset()]
         results = []
         for i, (seg, feat) in enumerate(zip(segments, features)):
+            score = float(values[ALL][i])
             warnings = []
             if not bool(np.any(feat.visual_mask)):
                 warnings.append("no face found in this segment; visual modality is missing")
@@ -173,17 +174,32 @@ class InferenceEngine:
                     start=seg.start,
                     end=seg.end,
                     text=seg.text,
-                    score=float(values[ALL][i]),
+                    score=score,
                     unimodal={m: float(v[i]) for m, v in unimodal.items()},
                     contributions={m: float(contrib[m][i]) for m in MODALITY_ORDER},
                     base_score=float(base[i]),
                     mask_scores={mask_key(c): float(v[i]) for c, v in values.items()},
                     warnings=warnings,
+                    confidence=self.interval(score, seg, feat),
                 )
             )
         if ctx is not None:
             ctx.report("shapley", 1.0, "done")
         return results
+
+    def interval(self, score: float, seg: Segment, feat: SegmentFeatures) -> Interval | None:
+        """The checkpoint's calibrated interval for the modalities this segment really has
+        (words, valid audio rows, a face); None when the checkpoint carries no calibration."""
+        cal = (self.meta.get("metrics") or {}).get("calibration")
+        if not cal:
+            return None
+        present = frozenset(m for m, has in (("text", bool(seg.text.strip())), ("audio", bool(np.any(feat.audio_mask))),
+                                              ("visual", bool(np.any(feat.visual_mask)))) if has)
+        half = cal["halfwidth"].get(mask_key(present))
+        if half is None or not np.isfinite(half):
+            return None
+        lo, hi = SCORE_RANGE
+        return Interval(level=float(cal["level"]), low=max(lo, score - half), high=min(hi, score + half))
 
     def describe(self) -> dict[str, Any]:
         return {

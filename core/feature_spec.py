@@ -13,7 +13,8 @@ from typing import Any
 
 from core.errors import FeatureSpecMismatch
 
-SPEC_VERSION = 1
+#: v2: Whisper encoder states as audio (was librosa-v1), face v2 (was blendshapes + pose only)
+SPEC_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,10 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def default_spec() -> FeatureSpec:
-    """The spec of the shipped pipeline and checkpoints. Dims are documented in README.md."""
+    """The spec of the shipped pipeline and checkpoints (FeatureSpec v2). Each extractor module
+    documents its columns; README.md has the table."""
+    from core.extractors.whisper_audio import audio_spec_v2
+
     return FeatureSpec(
         text=ModalitySpec(
             extractor="minilm-l6",
@@ -132,13 +136,7 @@ def default_spec() -> FeatureSpec:
             max_len=50,
             params={"model": "sentence-transformers/all-MiniLM-L6-v2", "layer": "last_hidden_state"},
         ),
-        audio=ModalitySpec(
-            extractor="librosa-v1",
-            dim=69,
-            rate_hz=25.0,
-            max_len=200,
-            params={"sr": 16000, "hop": 640, "win": 1024, "n_mfcc": 20, "f0": "yin"},
-        ),
+        audio=audio_spec_v2(),
         visual=ModalitySpec(
             extractor="mediapipe-face-v1",
             dim=58,

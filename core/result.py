@@ -14,7 +14,7 @@ from core import __version__
 from core.atomic_write import atomic_open, atomic_write_text
 from core.errors import MSAError
 from core.shapley import MODALITY_ORDER
-from core.types import SegmentResult
+from core.types import Interval, SegmentResult
 
 UNTRAINED_WARNING = (
     "UNTRAINED MODEL: no trained checkpoint was found, scores come from randomly initialised "
@@ -42,7 +42,7 @@ class AnalysisResult:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "AnalysisResult":
         try:
-            segs = [SegmentResult(**s) for s in d["segments"]]
+            segs = [SegmentResult(**{**s, "confidence": Interval.from_dict(s.get("confidence"))}) for s in d["segments"]]
             return cls(
                 recording=d["recording"],
                 feature_spec=d["feature_spec"],
@@ -52,7 +52,7 @@ class AnalysisResult:
                 created=d.get("created", ""),
                 version=d.get("version", ""),
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise MSAError(f"not an MSA Studio result file ({exc})") from None
 
     def to_json(self, path: str | Path) -> None:
@@ -75,6 +75,8 @@ class AnalysisResult:
                 "text": s.text,
                 "score": round(s.score, 4),
                 "base_score": round(s.base_score, 4),
+                "interval_low": round(s.confidence.low, 4) if s.confidence else "",
+                "interval_high": round(s.confidence.high, 4) if s.confidence else "",
             }
             for m in MODALITY_ORDER:
                 row[f"contribution_{m}"] = round(s.contributions.get(m, float("nan")), 4)

@@ -104,6 +104,10 @@ class MSADataset(Dataset):
     spec: FeatureSpec
     ids: list[str]
     labels: np.ndarray  # (N,) float32
+    #: (N,) uint8 bit set of the modalities that carry evidence about the label (EVIDENCE_BITS),
+    #: or None when every modality does. The "coalition" training regime trains a coalition
+    #: without any of them towards 0: no evidence, no sentiment.
+    evidence: np.ndarray | None = None
 
     def features(self, i: int) -> SegmentFeatures:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -128,7 +132,7 @@ class InMemoryDataset(MSADataset):
     """Samples held in memory (MMSA pickles, pretraining scripts, tests)."""
 
     def __init__(self, spec: FeatureSpec, items: Sequence[SegmentFeatures], labels: Sequence[float],
-                 ids: Sequence[str] | None = None) -> None:
+                 ids: Sequence[str] | None = None, evidence: Sequence[int] | None = None) -> None:
         if len(items) != len(labels):
             raise ValueError(f"{len(items)} samples but {len(labels)} labels")
         self.spec = spec
@@ -137,6 +141,9 @@ class InMemoryDataset(MSADataset):
         self.ids = [str(i) for i in ids] if ids is not None else [str(i) for i in range(len(self.items))]
         if len(self.ids) != len(self.items):
             raise ValueError(f"{len(self.items)} samples but {len(self.ids)} ids")
+        self.evidence = None if evidence is None else np.asarray(evidence, dtype=np.uint8).reshape(-1)
+        if self.evidence is not None and len(self.evidence) != len(self.items):
+            raise ValueError(f"{len(self.items)} samples but {len(self.evidence)} evidence flags")
 
     def features(self, i: int) -> SegmentFeatures:
         return self.items[i]
@@ -193,7 +200,8 @@ class InMemoryDataset(MSADataset):
 
     def subset(self, indices: Iterable[int]) -> "InMemoryDataset":
         idx = list(indices)
-        return InMemoryDataset(self.spec, [self.items[i] for i in idx], self.labels[idx], [self.ids[i] for i in idx])
+        return InMemoryDataset(self.spec, [self.items[i] for i in idx], self.labels[idx], [self.ids[i] for i in idx],
+                               None if self.evidence is None else self.evidence[idx])
 
 
 # -------------------------------------------------------------------------------- feature cache

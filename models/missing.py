@@ -18,7 +18,7 @@ reproducible bit for bit.
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Callable, Iterable
 
 import torch
@@ -173,3 +173,56 @@ def default_text_reencoder(spec_text_extractor: str, device: str = "cpu") -> tup
     except (ImportError, MSAError, OSError) as exc:
         return None, f"text re-encoder unavailable ({exc}); dropped tokens are zeroed instead of re-encoded"
     return encoder.encode_ids, ""
+
+
+# ------------------------------------------------------------------------ coalition training
+
+#: Bit of each modality in a dataset's `evidence` flags (models.data.MSADataset.evidence).
+EVIDENCE_BITS = {"text": 1, "audio": 2, "visual": 4}
+ALL_EVIDENCE = 7
+
+
+@dataclass(frozen=True)
+class CoalitionRegime:
+    """Shares of a training batch: complete samples, LNLN random-rate samples (the robustness
+    curve), and samples with whole modalities removed exactly as the engine removes them for the
+    Shapley coalitions and the UI toggles (each of the 7 proper coalitions, the empty one included,
+    equally likely). Without the last group the coalitions that Shapley values are computed from
+    (`_A_`, `__V`, `_AV`, `___`) never occur in training, so their scores are extrapolations."""
+
+    complete: float = 0.35
+    lnln: float = 0.30  # the rest removes whole modalities
+
+    def draw(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(keep (B, 3) bool in MODALITIES order, lnln_rate (B,) float: 0 = no random drops)."""
+        u = torch.rand(batch_size, generator=generator)
+        rate = torch.rand(batch_size, generator=generator)
+        proper = torch.randint(0, 7, (batch_size,), generator=generator)  # coalition codes 0..6 (7 = all)
+        code = torch.where(u < self.complete + self.lnln, torch.full_like(proper, 7), proper)
+        keep = torch.stack([(code >> k) & 1 for k in range(3)], dim=1).bool()
+        is_lnln = (u >= self.complete) & (u < self.complete + self.lnln)
+        return keep, torch.where(is_lnln, rate, torch.zeros_like(rate))
+
+
+def mask_modalities_per_sample(batch: ModalityBatch, keep: torch.Tensor, unk_id: int,
+                               reencode: TextReencoder | None = None) -> ModalityBatch:
+    """`mask_modalities` with its own keep set per sample: keep (B, 3) bool in MODALITIES order."""
+    keep = keep.to(batch.text.device)
+    drop_text = droppable_text_positions(batch.text_mask) & ~keep[:, 0:1]
+    text, text_ids = _drop_text(batch, drop_text, unk_id, reencode)
+    out = replace(batch, text=text, text_ids=text_ids)
+    for k, m in ((1, "audio"), (2, "visual")):
+        gone = ~keep[:, k]
+        x, mask = getattr(batch, m), getattr(batch, f"{m}_mask")
+        out = replace(out, **{m: x.masked_fill(gone[:, None, None], 0.0), f"{m}_mask": mask & ~gone[:, None]})
+    return out
+
+
+def coalition_targets(labels: torch.Tensor, keep: torch.Tensor, evidence: torch.Tensor | None) -> torch.Tensor:
+    """The label where a kept modality carries evidence about it, else 0 (nothing to go on)."""
+    if evidence is None:
+        has = keep.any(dim=1)
+    else:
+        bits = torch.tensor([EVIDENCE_BITS[m] for m in MODALITIES], device=keep.device)
+        has = ((keep.long() * bits).sum(dim=1) & evidence.to(keep.device).long()) != 0
+    return torch.where(has, labels, torch.zeros_like(labels))

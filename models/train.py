@@ -43,9 +43,14 @@ from models.base import ModalityBatch, MSAModel
 from models.checkpoint import save_checkpoint
 from models.data import MSADataset, token_id
 from models.metrics import METRIC_NAMES, is_better, regression_metrics
-from models.missing import TextReencoder, apply_missing, training_rates
+from models.missing import (CoalitionRegime, TextReencoder, apply_missing, coalition_targets,
+                            mask_modalities_per_sample, training_rates)
 
-MISSING_REGIMES = ("lnln", "none")
+#: "lnln": LNLN's random per-step drops; "coalition": complete samples, LNLN drops and whole
+#: modalities removed as the engine does for Shapley values, each coalition trained towards the
+#: label only where one of its modalities carries evidence (models.missing.CoalitionRegime);
+#: "none": complete inputs only.
+MISSING_REGIMES = ("lnln", "coalition", "none")
 
 
 @dataclass
@@ -158,12 +163,18 @@ def _optimizer(model: MSAModel, lr: float, weight_decay: float) -> torch.optim.O
     return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
 
 
-def _step_inputs(model: MSAModel, batch: ModalityBatch, missing: str, gen: torch.Generator,
-                 unk_id: int, reencode: TextReencoder | None) -> ModalityBatch:
+def training_inputs(batch: ModalityBatch, labels: torch.Tensor, evidence: torch.Tensor | None, missing: str,
+                    gen: torch.Generator, unk_id: int, reencode: TextReencoder | None
+                    ) -> tuple[ModalityBatch, torch.Tensor]:
+    """The (possibly corrupted) training inputs of one batch and the targets they are trained
+    towards; all randomness comes from `gen` (models/recipes/reencode_cache.py replays it)."""
     if missing == "none":
-        return batch
-    rates = training_rates(batch.batch_size, gen)
-    return apply_missing(batch, rates, gen, unk_id, reencode)
+        return batch, labels
+    if missing == "lnln":
+        return apply_missing(batch, training_rates(batch.batch_size, gen), gen, unk_id, reencode), labels
+    keep, rates = CoalitionRegime().draw(batch.batch_size, gen)
+    masked = mask_modalities_per_sample(batch, keep, unk_id, reencode)
+    return apply_missing(masked, rates, gen, unk_id, reencode), coalition_targets(labels, keep, evidence)
 
 
 def check_training_options(*, epochs: int, batch_size: int, lr: float, weight_decay: float, patience: int,
@@ -304,7 +315,8 @@ def train_model(
         for batch, labels, idx in _batches(train_ds, batch_size, True, shuffle_gen):
             ctx.check()
             batch, labels, idx = batch.to(device), labels.to(device), idx.to(device)
-            inputs = _step_inputs(model, batch, missing, missing_gen, unk, reencode)
+            evidence = None if train_ds.evidence is None else torch.as_tensor(train_ds.evidence[idx.cpu().numpy()])
+            inputs, labels = training_inputs(batch, labels, evidence, missing, missing_gen, unk, reencode)
             if hasattr(model, "set_sample_ids"):
                 model.set_sample_ids(idx)
             out = model(inputs)

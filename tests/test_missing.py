@@ -185,3 +185,44 @@ def test_default_reencoder() -> None:
     # contextual features: every valid position changes once the words are gone, CLS included
     assert not torch.allclose(out.text[0, 0], b.text[0, 0])
     assert torch.allclose(out.text, reencode(out.text_ids, mask.long()))
+
+
+# ------------------------------------------------------------------------ coalition regime
+
+def test_coalition_regime_draws_every_coalition_and_the_stated_shares() -> None:
+    from models.missing import CoalitionRegime
+
+    regime = CoalitionRegime(complete=0.35, lnln=0.30)
+    keep, rate = regime.draw(20000, torch.Generator().manual_seed(3))
+    full = keep.all(dim=1)
+    assert abs(float((full & (rate == 0)).float().mean()) - 0.35) < 0.02  # complete
+    assert abs(float((rate > 0).float().mean()) - 0.30) < 0.02  # LNLN drops, all modalities kept
+    assert bool(keep[rate > 0].all())
+    codes = (keep.long() * torch.tensor([1, 2, 4])).sum(dim=1)[~full]
+    counts = torch.bincount(codes, minlength=7)[:7].float()
+    assert counts.min() > 0.8 * counts.mean()  # the 7 proper coalitions, the empty one included, alike
+
+
+def test_per_sample_masking_equals_whole_batch_masking_row_by_row() -> None:
+    from models.missing import mask_modalities_per_sample
+
+    batch = make_batch(B=3)
+    keep = torch.tensor([[True, False, True], [False, True, False], [False, False, False]])
+    reenc = fake_reencoder(batch.text.shape[-1])
+    out = mask_modalities_per_sample(batch, keep, UNK, reenc)
+    for i, row in enumerate(keep.tolist()):
+        one = ModalityBatch(**{k: (v[i:i + 1] if isinstance(v, torch.Tensor) else v) for k, v in vars(batch).items()})
+        kept = {m for m, k in zip(("text", "audio", "visual"), row) if k}
+        ref = mask_modalities(one, kept, UNK, reenc)
+        for name in ("text", "text_ids", "audio", "audio_mask", "visual", "visual_mask"):
+            assert torch.equal(getattr(out, name)[i:i + 1], getattr(ref, name)), (i, name)
+
+
+def test_coalition_targets_are_zero_without_evidence() -> None:
+    from models.missing import EVIDENCE_BITS, coalition_targets
+
+    labels = torch.tensor([2.0, -1.5, 1.0, 0.7])
+    keep = torch.tensor([[False, True, False], [False, True, False], [True, False, False], [False, False, False]])
+    evidence = torch.tensor([EVIDENCE_BITS["text"], EVIDENCE_BITS["audio"], EVIDENCE_BITS["text"], 7])
+    assert coalition_targets(labels, keep, evidence).tolist() == [0.0, -1.5, 1.0, 0.0]
+    assert coalition_targets(labels, keep, None).tolist() == [2.0, -1.5, 1.0, 0.0]

@@ -20,7 +20,7 @@ import numpy as np
 from core.atomic_write import atomic_open, atomic_write_text
 
 #: Bumped whenever the composed corpus recipe changes in a way that changes its samples.
-CORPUS_VERSION = "composed-v1"
+CORPUS_VERSION = "composed-v2"
 
 #: The one seed every stage derives its generators from (stage-specific offsets below).
 BASE_SEED = 20240611
@@ -43,9 +43,12 @@ EMOTION_AROUSAL: dict[str, int | None] = {
 }
 
 RAVDESS_ACTORS = tuple(range(1, 21))
-#: RAVDESS actors whose clips form the *dev* side of the composed corpus (and the held-out actors of
-#: the audio pretraining report). Odd actors are male, even female: two of each.
-DEV_ACTORS = (17, 18, 19, 20)
+#: RAVDESS actors never used to build a model: the held-out-speaker evaluation (the audio probe,
+#: the held-out report). Odd actors are male, even female: two of each.
+HELDOUT_ACTORS = (17, 18, 19, 20)
+#: Actors of the composed corpus' dev and calibration side (model selection, intervals); the
+#: corpus trains on the others (01-14).
+CORPUS_DEV_ACTORS = (15, 16)
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,14 @@ def limit_threads(n: int = 1) -> None:
         torch.set_num_threads(n)
     except ImportError:  # pragma: no cover - torch is a hard dependency of the project
         pass
+
+
+def text_encoder():
+    """The text extractor of the default spec (the pipeline's), for encoding and re-encoding."""
+    from core.extractors import build_extractor
+    from core.feature_spec import default_spec
+
+    return build_extractor("text", default_spec().text)
 
 
 def data_dir(arg: str | os.PathLike[str]) -> Path:

@@ -1,52 +1,42 @@
-"""Stage 3: the composed multimodal corpus (documented, seeded, versioned).
+"""Stage 3: the composed multimodal corpus v2 (documented, seeded, versioned).
 
-No multimodal sentiment corpus is available offline, so each sample pairs a real MOSI transcript
-(label = its human sentiment label) with a real RAVDESS speech clip and a real FER2013 face whose
-emotion valence *agrees* with the label's sign and strength, plus a stated share of neutral or
-uninformative modalities. All features are real outputs of the pipeline's extractors; nothing is
-synthesised except the temporal layout of the face sequence (see below).
+No multimodal sentiment corpus can be downloaded here, so samples are composed from real unimodal
+data, every feature row made by the pipeline's own extractors (stages 1a-1c). v2 differs from v1 in
+what a sample may be *anchored* on, and in saying which modalities carry evidence about its label:
 
-Rules (per sample, all random draws from ``np.random.default_rng([BASE_SEED, split, replica, i])``):
+* ``mosi`` — a real MOSI transcript with its human label; audio and face each, independently:
+  a RAVDESS clip / FER face whose valence agrees with the label's sign and strength (role
+  "label"), a neutral clip/face for |label| < neutral_band ("neutral-label"), an uninformative one
+  regardless of the label (RAVDESS/FER neutral, GRID talking heads; "uninformative"), or absent.
+* ``voice`` — a RAVDESS clip with the valence of its acted emotion (EMOTION_LABEL x intensity)
+  and *its own words as Whisper heard them* ("Kids are talking by the door"), face absent, an
+  agreeing FER face, or an uninformative one. Without these, text always agreed with the voice,
+  and the fusion models learnt to ignore a voice when the words are neutral — the case of every
+  RAVDESS-style recording.
+* ``face`` — a FER face with the valence of its expression, text of a neutral recording (GRID or
+  RAVDESS words) or no words, audio absent or uninformative.
+* ``neutral`` — RAVDESS neutral clips (own words) and GRID clips (own words, voice and video),
+  label 0: uninformative input must score 0, not a learned offset.
+* ``extra`` — SST sentences (when the text probe chose them on MOSI dev), audio/face absent or
+  uninformative.
 
-* text: the MOSI transcript's MiniLM features; label = the MOSI label. Train samples come from
-  MOSI train (cfg.replicas_train pairings each), dev samples from MOSI dev (one pairing each). Optional
-  text-only extras (SST / MELD, chosen on MOSI dev by unimodal.text_probe) are added to train only,
-  with absent or uninformative audio/visual.
-* audio / visual, each independently:
-  - with cfg.p_uninformative: an *uninformative* input regardless of the label: a RAVDESS "neutral"
-    clip / FER "neutral" face, or (share cfg.p_grid_in_uninformative) a GRID talking-head clip
-    (neutral read speech, real video);
-  - with p_no_video (visual) / p_no_audio (audio): the modality is absent (one zero row, mask
-    False), as the pipeline gives for audio-only files or video without sound; LNLN's per-step
-    dropping alone almost never removes a whole modality, but the app's Shapley coalitions and
-    audio-only inputs do;
-  - otherwise label-driven: |label| < cfg.neutral_band -> a neutral clip/face; else a clip/face of the
-    label's valence sign (RAVDESS: calm/happy vs sad/angry/fearful/disgust, surprised unused;
-    FER: happy vs angry/disgust/fear/sad). Within the sign pool, items are sorted by the
-    out-of-fold probe score (unimodal.py) and the item is drawn around the quantile
-    q = (|label| - cfg.neutral_band) / (3 - cfg.neutral_band) with spread cfg.strength_spread, so strong labels
-    get clearly expressive clips and weak labels ambiguous ones.
-* splits are disjoint in every source: RAVDESS actors 01-16 / 17-20, FER images by a seeded 80/20
-  split, GRID clips 7 / 3, MOSI train / dev.
-* audio trimming: each clip keeps the frames from the first to the last one within 35 dB of its
-  loudest frame, plus 3 frames (0.12 s) each side: RAVDESS clips begin and end with noise-gated
-  digital silence, while pipeline segments are cut around speech.
-* audio gain: RAVDESS is recorded quietly (peaks near -25 dBFS) while user recordings are louder, so
-  each audio input gets a random gain G ~ U(cfg.gain_db). Applied in feature space, which is exact for
-  librosa-v1 except at digital-silence floor frames and voicing-threshold frames: mfcc_0 +=
-  G * sqrt(n_mels) (orthonormal DCT of a constant dB shift) and log_rms_db += G; every other
-  column is scale-invariant (prepare_audio.gain_check measures the error against re-extraction).
-* face sequence: one FER face (a still) becomes T = round(trimmed audio duration x 10 Hz) frames
-  (10..80). FER crops are static and framed identically, so to avoid a "static face = informative,
-  moving face = GRID" shortcut, each frame adds the *temporal deviation from its mean* of a real
-  GRID talking-head sequence (blendshapes and rotation; mouth movement of speech), plus Gaussian
-  jitter (cfg.jitter x column std). The head translation columns (tx, ty, tz) of FER crops only
-  reflect the crop framing, so they are replaced by a per-sequence random head position
-  (cfg.pose_tx / pose_ty / pose_tz ranges) plus the GRID deviation.
+Evidence: each sample stores a bit set (models.missing.EVIDENCE_BITS) of the modalities that
+carry evidence about its label (text for mosi/extra, audio for voice and for "label"/"neutral-label"
+audio, visual likewise). The "coalition" training regime trains every coalition of modalities
+towards the label when one of its modalities carries evidence and towards 0 otherwise.
 
-Known limit (stated in every card): the pairing is by label only, so there is no real cross-modal
-interplay (no sarcasm, no timing between words and expressions); models trained here learn
-"each modality carries some evidence", not how people actually combine channels.
+Splits, disjoint in every source (people never cross from training to evaluation):
+  RAVDESS actors 01-14 train, 15-16 dev (model selection, calibration), 17-20 never used here
+  (held-out report); FER faces by the seeded image split of the face CNN (models/recipes/
+  train_face_cnn.py: its held-out faces are the dev side); GRID clips 7 / 3; MOSI train
+  videos minus a seeded CALIB_SHARE held out for interval calibration ("calib"), MOSI dev.
+
+Face sequences: a FER face is a still; a sequence of T = round(audio duration x 10 Hz) frames adds
+the temporal deviation from its mean of a real GRID talking-head sequence (speech motion) plus
+Gaussian jitter (cfg.jitter x column std), and per-sequence head translation.
+
+Known limit (stated in every card): pairing is by label, so there is no real cross-modal interplay
+(no sarcasm, no timing between words and expressions).
 """
 from __future__ import annotations
 
@@ -60,50 +50,68 @@ from typing import Any
 import numpy as np
 
 from models.recipes.common import (
-    BASE_SEED, CORPUS_VERSION, DEV_ACTORS, EMOTION_VALENCE, RAVDESS_EMOTIONS, Stopwatch, load_npz, log,
-    read_json, unpack_ragged, write_json,
+    BASE_SEED, CORPUS_DEV_ACTORS, CORPUS_VERSION, EMOTION_VALENCE, HELDOUT_ACTORS, RAVDESS_EMOTIONS, Stopwatch,
+    load_npz, log, read_json, unpack_ragged, write_json,
 )
 
-SPLIT_CODE = {"train": 1, "dev": 2}
+SPLITS = ("train", "dev", "calib")
+SPLIT_CODE = {"train": 1, "dev": 2, "calib": 3}
 GRID_DEV = ("pwij3p", "sbia1a", "swiz3n")  # 3 of the 10 GRID clips form the dev side
-MFCC0_COL, LOG_RMS_COL, N_MELS = 0, 62, 40
-AUDIO_RATE_HZ = 25.0
+AUDIO_RATE_HZ = 50.0
 N_BLENDSHAPES = 52
 TRANSLATION_COLS = slice(55, 58)
+EVIDENCE = {"text": 1, "audio": 2, "visual": 4}  # = models.missing.EVIDENCE_BITS
+INFORMATIVE_ROLES = ("label", "neutral-label")
+#: Sentiment of an acted emotion on MOSI's scale (normal intensity; strong x STRONG_FACTOR).
+#: Assumed, not measured: RAVDESS and FER have no sentiment ratings; the signs follow
+#: common.EMOTION_VALENCE and the sizes keep calm milder than happy.
+EMOTION_LABEL = {"happy": 1.6, "calm": 1.0, "sad": -1.5, "angry": -1.8, "fearful": -1.6, "disgust": -1.6,
+                 "fear": -1.6}
+STRONG_FACTOR = 1.25
 
 
 @dataclass(frozen=True)
 class ComposeConfig:
     replicas_train: int = 2
+    calib_share: float = 0.15  # of MOSI train videos, held out for interval calibration
     p_uninformative: float = 0.2
     p_grid_in_uninformative: float = 0.3
-    p_no_video: float = 0.15
-    p_no_audio: float = 0.1
+    p_no_video: float = 0.2
+    p_no_audio: float = 0.15
     neutral_band: float = 0.5
     strength_spread: float = 0.15
-    gain_db: tuple[float, float] = (-6.0, 20.0)
-    trim_margin_db: float = 35.0
-    trim_pad_frames: int = 3
+    voice_replicas: int = 2  # voice-anchored samples per RAVDESS train clip
+    voice_p_face: float = 0.3  # ... with an agreeing face (else absent / uninformative)
+    face_samples: int = 1000  # face-anchored samples in train (dev: a fifth)
+    neutral_replicas: int = 3
     visual_rate_hz: float = 10.0
     min_frames: int = 10
     jitter: float = 0.05
     pose_tx: tuple[float, float] = (-0.3, 0.3)
     pose_ty: tuple[float, float] = (-0.4, 0.2)
     pose_tz: tuple[float, float] = (-0.8, -0.2)
-    extra_text_cap: int = 1500  # text-only SST/MELD samples added to train (when chosen on dev)
-    p_extra_no_audio: float = 0.5
+    extra_text_cap: int = 1200  # SST sentences added to train (when chosen on dev)
 
 
 # ----------------------------------------------------------------------------- sources
 
 
+def mosi_calib_mask(ids: np.ndarray, split: np.ndarray, share: float) -> np.ndarray:
+    """Seeded share of MOSI *train videos* (all their utterances) held out for calibration."""
+    videos = sorted({str(i).rsplit("_", 1)[0] for i, s in zip(ids, split) if s == "train"})
+    rng = np.random.default_rng(BASE_SEED + 21)
+    held = set(rng.choice(videos, size=int(round(share * len(videos))), replace=False).tolist())
+    return np.array([s == "train" and str(i).rsplit("_", 1)[0] in held for i, s in zip(ids, split)])
+
+
 class Sources:
     """Every unimodal feature cache the corpus draws from, plus the probe scores."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, cfg: ComposeConfig) -> None:
         self.work = work
         self.mosi = load_npz(work / "text" / "mosi.npz")
-        self.extras = {n: load_npz(work / "text" / f"{n}.npz") for n in ("sst", "meld") if (work / "text" / f"{n}.npz").exists()}
+        self.extras = {n: load_npz(work / "text" / f"{n}.npz") for n in ("sst",) if (work / "text" / f"{n}.npz").exists()}
+        self.spoken = load_npz(work / "text" / "spoken.npz")  # words of RAVDESS / GRID clips + "no words"
         self.rav = load_npz(work / "audio" / "ravdess.npz")
         self.grid_a = load_npz(work / "audio" / "grid.npz")
         self.fer = load_npz(work / "visual" / "fer.npz")
@@ -111,18 +119,32 @@ class Sources:
         self.a_scores = load_npz(work / "unimodal" / "audio_scores.npz")
         self.v_scores = load_npz(work / "unimodal" / "visual_scores.npz")
         self.text_choice = read_json(work / "unimodal" / "text_choice.json")
+        self.mosi_split = np.where(mosi_calib_mask(self.mosi["id"], self.mosi["split"], cfg.calib_share),
+                                   "calib", self.mosi["split"])
+        self.spoken_index = {str(n): i for i, n in enumerate(self.spoken["name"])}
         self.fer_classes = [str(c) for c in self.fer["classes"]]
         self._fer_found = self.v_scores["found_index"]  # positions in fer.npz of found faces
-        fer_feats = self.fer["feats"][self._fer_found]
-        self.fer_col_std = fer_feats.std(0) + 1e-6
+        self.fer_col_std = self.fer["feats"][self._fer_found].std(0) + 1e-6
+        self.dims = {"text": int(self.mosi["feats"].shape[1]), "audio": int(self.rav["feats"].shape[1]),
+                     "visual": int(self.fer["feats"].shape[1])}
+        has_speech = np.array([bool(unpack_ragged(self.rav["mask"], self.rav["offsets"], i).any())
+                               for i in range(len(self.rav["name"]))])
+        self.rav_usable = has_speech
 
     # ---- pools
 
-    def audio_pools(self, split: str) -> dict[str, np.ndarray]:
+    def rav_split(self, split: str) -> np.ndarray:
         actors = self.rav["actor"].astype(int)
-        in_split = np.isin(actors, DEV_ACTORS) if split == "dev" else ~np.isin(actors, DEV_ACTORS)
-        emo = np.array([RAVDESS_EMOTIONS[int(e)] for e in self.rav["emotion"]])
-        val = np.array([EMOTION_VALENCE[e] if EMOTION_VALENCE[e] is not None else 99 for e in emo])
+        dev = np.isin(actors, CORPUS_DEV_ACTORS)
+        ok = self.rav_usable & ~np.isin(actors, HELDOUT_ACTORS)
+        return ok & (dev if split in ("dev", "calib") else ~dev)
+
+    def rav_valence(self) -> np.ndarray:
+        emo = [RAVDESS_EMOTIONS[int(e)] for e in self.rav["emotion"]]
+        return np.array([EMOTION_VALENCE[e] if EMOTION_VALENCE[e] is not None else 99 for e in emo])
+
+    def audio_pools(self, split: str) -> dict[str, np.ndarray]:
+        in_split, val = self.rav_split(split), self.rav_valence()
         score = self.a_scores["valence_score"]
         pools = {"neutral": np.flatnonzero(in_split & (val == 0))}
         for name, s in (("positive", 1), ("negative", -1)):
@@ -133,7 +155,7 @@ class Sources:
     def visual_pools(self, split: str) -> dict[str, np.ndarray]:
         """Indices into the *found* faces (visual_scores order)."""
         dev = self.v_scores["dev"].astype(bool)
-        in_split = dev if split == "dev" else ~dev
+        in_split = dev if split in ("dev", "calib") else ~dev
         val = self.v_scores["valence"]
         score = self.v_scores["valence_score"]
         pools = {"neutral": np.flatnonzero(in_split & (val == 0))}
@@ -144,12 +166,12 @@ class Sources:
 
     def grid_indices(self, split: str) -> np.ndarray:
         names = [str(n) for n in self.grid_a["name"]]
-        return np.array([i for i, n in enumerate(names) if (n in GRID_DEV) == (split == "dev")])
+        return np.array([i for i, n in enumerate(names) if (n in GRID_DEV) == (split != "train")])
 
     # ---- features
 
     def text(self, source: str, i: int) -> tuple[np.ndarray, np.ndarray]:
-        src = self.mosi if source == "mosi" else self.extras[source]
+        src = {"mosi": self.mosi, "spoken": self.spoken}.get(source) or self.extras[source]
         return unpack_ragged(src["feats"], src["offsets"], i), unpack_ragged(src["ids"], src["offsets"], i)
 
     def audio(self, source: str, i: int) -> tuple[np.ndarray, np.ndarray, float]:
@@ -164,93 +186,168 @@ class Sources:
     def fer_face(self, j: int) -> np.ndarray:
         return self.fer["feats"][self._fer_found[j]]
 
+    def spoken_words(self, kind: str, i: int) -> int:
+        """Index in spoken.npz of the words of RAVDESS clip / GRID clip i."""
+        names = self.rav["name"] if kind == "ravdess" else self.grid_a["name"]
+        return self.spoken_index[f"{kind}/{names[i]}"]
+
 
 # ----------------------------------------------------------------------------- sampling
 
 
-def _pick_by_strength(pool: np.ndarray, label: float, cfg: ComposeConfig, rng: np.random.Generator) -> int:
-    q = float(np.clip((abs(label) - cfg.neutral_band) / (3.0 - cfg.neutral_band), 0.0, 1.0))
+def _pick_by_strength(pool: np.ndarray, strength: float, cfg: ComposeConfig, rng: np.random.Generator) -> int:
+    q = float(np.clip((abs(strength) - cfg.neutral_band) / (3.0 - cfg.neutral_band), 0.0, 1.0))
     n = len(pool)
     pos = q * (n - 1) + rng.normal(0.0, cfg.strength_spread * n)
     return int(pool[int(np.clip(round(pos), 0, n - 1))])
 
 
-def _modality_plan(kind: str, label: float | None, pools: dict[str, np.ndarray], grid: np.ndarray,
-                   cfg: ComposeConfig, rng: np.random.Generator, force_uninformative: bool = False) -> dict[str, Any]:
+def _uninformative(kind: str, pools: dict[str, np.ndarray], grid: np.ndarray, cfg: ComposeConfig,
+                   rng: np.random.Generator) -> dict[str, Any]:
+    if rng.random() < cfg.p_grid_in_uninformative:
+        return {"source": "grid", "index": int(rng.choice(grid)), "role": "uninformative"}
+    return {"source": kind, "index": int(rng.choice(pools["neutral"])), "role": "uninformative"}
+
+
+def _modality_plan(kind: str, label: float, pools: dict[str, np.ndarray], grid: np.ndarray,
+                   cfg: ComposeConfig, rng: np.random.Generator) -> dict[str, Any]:
     """Which source item a modality uses and why ("role")."""
-    if force_uninformative or rng.random() < cfg.p_uninformative or label is None:
-        if rng.random() < cfg.p_grid_in_uninformative:
-            return {"source": "grid", "index": int(rng.choice(grid)), "role": "uninformative"}
-        return {"source": kind, "index": int(rng.choice(pools["neutral"])), "role": "uninformative"}
+    if rng.random() < cfg.p_uninformative:
+        return _uninformative(kind, pools, grid, cfg, rng)
     if abs(label) < cfg.neutral_band:
         return {"source": kind, "index": int(rng.choice(pools["neutral"])), "role": "neutral-label"}
     pool = pools["positive" if label > 0 else "negative"]
     return {"source": kind, "index": _pick_by_strength(pool, label, cfg, rng), "role": "label"}
 
 
-def plan_split(src: Sources, split: str, cfg: ComposeConfig) -> list[dict[str, Any]]:
-    mosi_idx = np.flatnonzero(src.mosi["split"] == split)
+ABSENT = {"source": "none", "index": -1, "role": "absent"}
+
+
+def _sample(sid: str, split: str, label: float, anchor: str, text: dict, audio: dict, visual: dict,
+            text_evidence: bool, rng: np.random.Generator) -> dict[str, Any]:
+    evidence = (EVIDENCE["text"] if text_evidence else 0) \
+        | (EVIDENCE["audio"] if audio["role"] in INFORMATIVE_ROLES else 0) \
+        | (EVIDENCE["visual"] if visual["role"] in INFORMATIVE_ROLES else 0)
+    return {"id": sid, "split": split, "label": float(label) if evidence else 0.0, "anchor": anchor,
+            "evidence": evidence, "text": text, "audio": audio, "visual": {**visual, "seed": int(rng.integers(2**31))}}
+
+
+def plan_mosi(src: Sources, split: str, cfg: ComposeConfig) -> list[dict[str, Any]]:
     a_pools, v_pools, grid = src.audio_pools(split), src.visual_pools(split), src.grid_indices(split)
-    replicas = cfg.replicas_train if split == "train" else 1
-    samples = []
-    for r in range(replicas):
-        for i in mosi_idx:
+    out = []
+    for r in range(cfg.replicas_train if split == "train" else 1):
+        for i in np.flatnonzero(src.mosi_split == split):
             rng = np.random.default_rng([BASE_SEED, SPLIT_CODE[split], r, int(i)])
             label = float(src.mosi["label"][i])
-            if rng.random() < cfg.p_no_audio:
-                audio = {"source": "none", "index": -1, "role": "absent"}
-            else:
-                audio = _modality_plan("ravdess", label, a_pools, grid, cfg, rng)
-            audio["gain_db"] = float(rng.uniform(*cfg.gain_db))
-            if rng.random() < cfg.p_no_video:
-                visual = {"source": "none", "index": -1, "role": "absent"}
-            else:
+            audio = ABSENT if rng.random() < cfg.p_no_audio else _modality_plan("ravdess", label, a_pools, grid, cfg, rng)
+            visual = ABSENT if rng.random() < cfg.p_no_video else _modality_plan("fer", label, v_pools, grid, cfg, rng)
+            out.append(_sample(f"{split}/mosi/{r}/{src.mosi['id'][i]}", split, label, "mosi",
+                               {"source": "mosi", "index": int(i)}, audio, visual, True, rng))
+    return out
+
+
+def emotion_label(emotion: str, strong: bool) -> float:
+    return EMOTION_LABEL[emotion] * (STRONG_FACTOR if strong else 1.0)
+
+
+def plan_voice(src: Sources, split: str, cfg: ComposeConfig) -> list[dict[str, Any]]:
+    v_pools, grid = src.visual_pools(split), src.grid_indices(split)
+    val = src.rav_valence()
+    out = []
+    for i in np.flatnonzero(src.rav_split(split) & np.isin(val, (-1, 1))):
+        emotion = RAVDESS_EMOTIONS[int(src.rav["emotion"][i])]
+        label = emotion_label(emotion, int(src.rav["intensity"][i]) == 2)
+        for r in range(cfg.voice_replicas if split == "train" else 1):
+            rng = np.random.default_rng([BASE_SEED, 30 + SPLIT_CODE[split], r, int(i)])
+            u = rng.random()
+            if u < cfg.voice_p_face:
                 visual = _modality_plan("fer", label, v_pools, grid, cfg, rng)
-            visual["seed"] = int(rng.integers(2**31))
-            samples.append({"id": f"{split}/{r}/{src.mosi['id'][i]}", "split": split, "label": label,
-                            "text": {"source": "mosi", "index": int(i)}, "audio": audio, "visual": visual})
-    if split == "train":
-        samples += _plan_extras(src, cfg, a_pools, v_pools, grid)
-    return samples
+            elif u < cfg.voice_p_face + 0.2:
+                visual = _uninformative("fer", v_pools, grid, cfg, rng)
+            else:
+                visual = ABSENT
+            out.append(_sample(f"{split}/voice/{r}/{src.rav['name'][i]}", split, label, "voice",
+                               {"source": "spoken", "index": src.spoken_words("ravdess", int(i))},
+                               {"source": "ravdess", "index": int(i), "role": "label"}, visual, False, rng))
+    return out
 
 
-def _plan_extras(src: Sources, cfg: ComposeConfig, a_pools, v_pools, grid) -> list[dict[str, Any]]:
+def plan_face(src: Sources, split: str, cfg: ComposeConfig) -> list[dict[str, Any]]:
+    v_pools, a_pools, grid = src.visual_pools(split), src.audio_pools(split), src.grid_indices(split)
+    polar = np.concatenate([v_pools["positive"], v_pools["negative"]])
+    n = cfg.face_samples if split == "train" else cfg.face_samples // 5
+    rng0 = np.random.default_rng([BASE_SEED, 40 + SPLIT_CODE[split]])
+    chosen = np.sort(rng0.choice(polar, size=min(n, len(polar)), replace=False))
+    classes = src.fer_classes
+    found_labels = src.fer["label"][src._fer_found]
+    no_words = src.spoken_index["none/no-words"]
+    out = []
+    for j in chosen:
+        rng = np.random.default_rng([BASE_SEED, 50 + SPLIT_CODE[split], int(j)])
+        label = emotion_label(classes[int(found_labels[j])], False)
+        u = rng.random()
+        if u < 0.4:
+            text = {"source": "spoken", "index": no_words}
+            audio = ABSENT
+        else:
+            audio = _uninformative("ravdess", a_pools, grid, cfg, rng)
+            kind = "grid" if audio["source"] == "grid" else "ravdess"
+            text = {"source": "spoken", "index": src.spoken_words(kind, audio["index"])}
+        out.append(_sample(f"{split}/face/{int(j)}", split, label, "face", text, audio,
+                           {"source": "fer", "index": int(j), "role": "label"}, False, rng))
+    return out
+
+
+def plan_neutral(src: Sources, split: str, cfg: ComposeConfig) -> list[dict[str, Any]]:
+    v_pools, a_pools, grid = src.visual_pools(split), src.audio_pools(split), src.grid_indices(split)
+    out = []
+    reps = cfg.neutral_replicas if split == "train" else 1
+    for r in range(reps):
+        for i in a_pools["neutral"]:
+            rng = np.random.default_rng([BASE_SEED, 60 + SPLIT_CODE[split], r, int(i)])
+            visual = ABSENT if rng.random() < 0.5 else _uninformative("fer", v_pools, grid, cfg, rng)
+            out.append(_sample(f"{split}/neutral/{r}/{src.rav['name'][i]}", split, 0.0, "neutral",
+                               {"source": "spoken", "index": src.spoken_words("ravdess", int(i))},
+                               {"source": "ravdess", "index": int(i), "role": "uninformative"}, visual, False, rng))
+        for g in grid:
+            rng = np.random.default_rng([BASE_SEED, 70 + SPLIT_CODE[split], r, int(g)])
+            for k in range(4 if split == "train" else 1):  # GRID clips are few: several draws each
+                out.append(_sample(f"{split}/grid/{r}/{k}/{src.grid_a['name'][g]}", split, 0.0, "neutral",
+                                   {"source": "spoken", "index": src.spoken_words("grid", int(g))},
+                                   {"source": "grid", "index": int(g), "role": "uninformative"},
+                                   {"source": "grid", "index": int(g), "role": "uninformative"}, False, rng))
+    return out
+
+
+def plan_extras(src: Sources, cfg: ComposeConfig) -> list[dict[str, Any]]:
     chosen = [n for n in src.text_choice.get("extra", []) if n in src.extras]
     if not chosen or cfg.extra_text_cap <= 0:
         return []
+    a_pools, v_pools, grid = src.audio_pools("train"), src.visual_pools("train"), src.grid_indices("train")
     per = cfg.extra_text_cap // len(chosen)
     out = []
     for k, name in enumerate(chosen):
         labels = src.extras[name]["label"]
         rng0 = np.random.default_rng([BASE_SEED, 9, k])
-        idx = np.sort(rng0.choice(len(labels), size=min(per, len(labels)), replace=False))
-        for i in idx:
+        for i in np.sort(rng0.choice(len(labels), size=min(per, len(labels)), replace=False)):
             rng = np.random.default_rng([BASE_SEED, 10 + k, int(i)])
-            if rng.random() < cfg.p_extra_no_audio:
-                audio = {"source": "none", "index": -1, "role": "absent"}
-            else:
-                audio = _modality_plan("ravdess", None, a_pools, grid, cfg, rng, force_uninformative=True)
-            audio["gain_db"] = float(rng.uniform(*cfg.gain_db))
-            if rng.random() < 0.5:
-                visual = {"source": "none", "index": -1, "role": "absent"}
-            else:
-                visual = _modality_plan("fer", None, v_pools, grid, cfg, rng, force_uninformative=True)
-            visual["seed"] = int(rng.integers(2**31))
-            out.append({"id": f"train/{name}/{int(i)}", "split": "train", "label": float(labels[i]),
-                        "text": {"source": name, "index": int(i)}, "audio": audio, "visual": visual})
+            audio = ABSENT if rng.random() < 0.5 else _uninformative("ravdess", a_pools, grid, cfg, rng)
+            visual = ABSENT if rng.random() < 0.5 else _uninformative("fer", v_pools, grid, cfg, rng)
+            out.append(_sample(f"train/{name}/{int(i)}", "train", float(labels[i]), "extra",
+                               {"source": name, "index": int(i)}, audio, visual, True, rng))
     return out
+
+
+def plan_split(src: Sources, split: str, cfg: ComposeConfig) -> list[dict[str, Any]]:
+    samples = plan_mosi(src, split, cfg)
+    if split != "calib":
+        samples += plan_voice(src, split, cfg) + plan_face(src, split, cfg) + plan_neutral(src, split, cfg)
+    if split == "train":
+        samples += plan_extras(src, cfg)
+    return samples
 
 
 # ----------------------------------------------------------------------------- materialising
-
-
-def apply_gain(feats: np.ndarray, mask: np.ndarray, gain_db: float) -> np.ndarray:
-    """librosa-v1 rows as if the wave had been scaled by gain_db (see module docstring)."""
-    out = feats.copy()
-    live = mask & (feats[:, LOG_RMS_COL] > -99.0)  # floor frames (digital silence) stay at the floor
-    out[live, MFCC0_COL] += gain_db * np.sqrt(N_MELS)
-    out[live, LOG_RMS_COL] = np.minimum(out[live, LOG_RMS_COL] + gain_db, 0.0)
-    return out
 
 
 def face_sequence(src: Sources, plan: dict[str, Any], n_frames: int, split: str, cfg: ComposeConfig
@@ -273,33 +370,18 @@ def face_sequence(src: Sources, plan: dict[str, Any], n_frames: int, split: str,
     return seq.astype(np.float32), np.ones(n_frames, dtype=bool)
 
 
-def trim_silence(feats: np.ndarray, mask: np.ndarray, margin_db: float, pad: int) -> tuple[np.ndarray, np.ndarray]:
-    """Keep the rows from the first to the last frame within `margin_db` of the loudest, plus `pad`
-    rows each side. RAVDESS clips start and end with noise-gated digital silence (-100 dB) that
-    never occurs inside a pipeline segment (segments are cut around speech by VAD/ASR)."""
-    level = np.where(mask, feats[:, LOG_RMS_COL], -np.inf)
-    if not np.isfinite(level).any():
-        return feats, mask
-    loud = np.flatnonzero(level >= level.max() - margin_db)
-    lo, hi = max(0, loud[0] - pad), min(len(feats), loud[-1] + 1 + pad)
-    return feats[lo:hi], mask[lo:hi]
-
-
 def materialise(src: Sources, sample: dict[str, Any], cfg: ComposeConfig):
     from core.types import SegmentFeatures
 
     text, ids = src.text(sample["text"]["source"], sample["text"]["index"])
     a = sample["audio"]
     if a["source"] == "none":
-        audio, a_mask, duration = np.zeros((1, 69), np.float32), np.zeros(1, bool), 3.0
+        audio, a_mask, duration = np.zeros((1, src.dims["audio"]), np.float32), np.zeros(1, bool), 3.0
     else:
-        feats, a_mask, _ = src.audio(a["source"], a["index"])
-        feats, a_mask = trim_silence(feats, a_mask, cfg.trim_margin_db, cfg.trim_pad_frames)
-        duration = len(feats) / AUDIO_RATE_HZ
-        audio = apply_gain(feats, a_mask, a["gain_db"])
+        audio, a_mask, duration = src.audio(a["source"], a["index"])
     v = sample["visual"]
     if v["source"] == "none":
-        visual, v_mask = np.zeros((1, 58), np.float32), np.zeros(1, bool)
+        visual, v_mask = np.zeros((1, src.dims["visual"]), np.float32), np.zeros(1, bool)
     else:
         n = int(np.clip(round(duration * cfg.visual_rate_hz), cfg.min_frames, 80))
         visual, v_mask = face_sequence(src, v, n, sample["split"], cfg)
@@ -316,21 +398,21 @@ def manifest_hash(samples: list[dict[str, Any]]) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
+def _counts(values: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return out
+
+
 def corpus_stats(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {"n": len(samples)}
+    out: dict[str, Any] = {"n": len(samples), "anchors": _counts([s["anchor"] for s in samples])}
     for m in ("audio", "visual"):
-        roles: dict[str, int] = {}
-        sources: dict[str, int] = {}
-        for s in samples:
-            roles[s[m]["role"]] = roles.get(s[m]["role"], 0) + 1
-            sources[s[m]["source"]] = sources.get(s[m]["source"], 0) + 1
-        out[m] = {"roles": roles, "sources": sources,
-                  "share_label_driven": roles.get("label", 0) / max(1, len(samples))}
-    texts: dict[str, int] = {}
-    for s in samples:
-        texts[s["text"]["source"]] = texts.get(s["text"]["source"], 0) + 1
-    out["text_sources"] = texts
-    labels = np.array([s["label"] for s in samples])
+        out[m] = {"roles": _counts([s[m]["role"] for s in samples]), "sources": _counts([s[m]["source"] for s in samples])}
+    out["text_sources"] = _counts([s["text"]["source"] for s in samples])
+    out["evidence"] = {k: int(sum(1 for s in samples if s["evidence"] & bit)) for k, bit in EVIDENCE.items()}
+    out["no_evidence"] = int(sum(1 for s in samples if not s["evidence"]))
+    labels = np.array([s["label"] for s in samples]) if samples else np.zeros(1)
     out["labels"] = {"mean": float(labels.mean()), "share_positive": float((labels > 0).mean()),
                      "share_negative": float((labels < 0).mean()), "share_zero": float((labels == 0).mean())}
     return out
@@ -342,23 +424,25 @@ def compose(work: Path, cfg: ComposeConfig | None = None, force: bool = False) -
     info_path = out_dir / "corpus.json"
     if info_path.exists() and not force:
         info = read_json(info_path)
-        if info.get("config") == _jsonable(asdict(cfg)):
+        if info.get("config") == _jsonable(asdict(cfg)) and info.get("version") == CORPUS_VERSION:
             log(f"compose: cached ({info['version']}, sha256 {info['sha256'][:12]})")
             return info
     watch = Stopwatch()
-    src = Sources(work)
-    samples = plan_split(src, "train", cfg) + plan_split(src, "dev", cfg)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "manifest.jsonl").write_text("".join(json.dumps(s, sort_keys=True) + "\n" for s in samples), encoding="utf-8")
+    src = Sources(work, cfg)
+    samples = [s for split in SPLITS for s in plan_split(src, split, cfg)]
+    from core.atomic_write import atomic_write_text
+
+    atomic_write_text(out_dir / "manifest.jsonl", "".join(json.dumps(s, sort_keys=True) + "\n" for s in samples),
+                      make_parents=True)
     info = {
         "version": CORPUS_VERSION, "seed": BASE_SEED, "config": _jsonable(asdict(cfg)), "sha256": manifest_hash(samples),
-        "text_choice": src.text_choice,
-        "train": corpus_stats([s for s in samples if s["split"] == "train"]),
-        "dev": corpus_stats([s for s in samples if s["split"] == "dev"]),
+        "text_choice": src.text_choice, "emotion_label": EMOTION_LABEL, "strong_factor": STRONG_FACTOR,
+        **{split: corpus_stats([s for s in samples if s["split"] == split]) for split in SPLITS},
         "seconds": watch.seconds,
     }
     write_json(info_path, info)
-    log(f"compose: {info['train']['n']} train / {info['dev']['n']} dev samples, sha256 {info['sha256'][:12]}")
+    sizes = ", ".join(f"{info[split]['n']} {split}" for split in SPLITS)
+    log(f"compose: {sizes} samples, sha256 {info['sha256'][:12]}")
     return info
 
 
@@ -371,18 +455,20 @@ def load_manifest(work: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
-def load_split(work: Path, split: str, cfg: ComposeConfig | None = None, limit: int | None = None):
-    """The composed samples of one split as a models.data.InMemoryDataset (features built on the fly)."""
+def load_split(work: Path, split: str, cfg: ComposeConfig | None = None, limit: int | None = None,
+               anchors: tuple[str, ...] | None = None):
+    """The composed samples of one split as a models.data.InMemoryDataset (with evidence flags)."""
     from core.feature_spec import default_spec
     from models.data import InMemoryDataset
 
     cfg = cfg or ComposeConfig(**_config_from_info(work))
-    src = Sources(work)
-    samples = [s for s in load_manifest(work) if s["split"] == split]
+    src = Sources(work, cfg)
+    samples = [s for s in load_manifest(work) if s["split"] == split and (anchors is None or s["anchor"] in anchors)]
     if limit:
         samples = samples[:limit]
     items = [materialise(src, s, cfg) for s in samples]
-    return InMemoryDataset(default_spec(), items, [s["label"] for s in samples], [s["id"] for s in samples])
+    return InMemoryDataset(default_spec(), items, [s["label"] for s in samples], [s["id"] for s in samples],
+                           evidence=[s["evidence"] for s in samples])
 
 
 def _config_from_info(work: Path) -> dict[str, Any]:
@@ -396,7 +482,7 @@ def main() -> None:
     ap.add_argument("--force", action="store_true")
     a = ap.parse_args()
     info = compose(Path(a.work).resolve(), force=a.force)
-    print(json.dumps({k: info[k] for k in ("version", "sha256", "train", "dev")}, indent=2))
+    print(json.dumps({k: info[k] for k in ("version", "sha256", *SPLITS)}, indent=2))
 
 
 if __name__ == "__main__":

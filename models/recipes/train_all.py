@@ -1,11 +1,13 @@
-"""Rebuild every shipped default checkpoint from ../shared/data (issue #4).
+"""Rebuild every shipped default checkpoint from ../shared/data.
 
     python -m models.recipes.train_all --data ../shared/data --out assets --work /tmp/msa_work
 
-Stages: prepare_text / prepare_audio / prepare_visual (feature caches under WORK) -> unimodal
-probes -> composed corpus -> train every registered model with the LNLN missing-data regime ->
-evaluate (composed dev, MOSI dev text-only, robustness curve r = 0..0.9) -> copy checkpoints to
-OUT/checkpoints and write model cards to OUT/model_cards (make_cards.py).
+Stages: prepare_audio (VAD + Whisper: audio rows and the words heard) / prepare_text /
+prepare_visual (feature caches under WORK) -> unimodal probes -> composed corpus v2 -> train every
+registered model with the coalition regime (models.missing.CoalitionRegime) -> calibrate 80 %
+intervals on the corpus' calibration split -> evaluate (composed dev per coalition, MOSI dev
+text-only with interval coverage, robustness curve r = 0..0.9) -> checkpoints to OUT/checkpoints ->
+held-out report through the full pipeline (heldout_report.py) -> model cards (make_cards.py).
 
 Reports land in OUT/model_cards/reports/<model>.json (the cards' only source of numbers). Every
 random choice derives from common.BASE_SEED and the per-model SEEDS below; the whole run is
@@ -22,7 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from models.recipes.common import CORPUS_VERSION, Stopwatch, data_dir, limit_threads, log, read_json, write_json
+from models.recipes.common import (
+    CORPUS_VERSION, Stopwatch, data_dir, limit_threads, log, read_json, text_encoder, write_json,
+)
 
 #: Model-specific overrides of the trainer defaults; everything else is the model's own defaults.
 TRAIN_OVERRIDES: dict[str, dict[str, Any]] = {
@@ -31,8 +35,9 @@ TRAIN_OVERRIDES: dict[str, dict[str, Any]] = {
     "conki": {"lr": 5e-4},
 }
 SEED = 1111
-EPOCHS = 5
+EPOCHS = 6
 PATIENCE = 2
+MISSING = "coalition"
 BATCH_SIZE = 32
 ROBUSTNESS_SEEDS = (1111, 1112)
 
@@ -49,23 +54,18 @@ def model_list(only: list[str] | None) -> list[str]:
     return names
 
 
-def text_encoder():
-    from core.extractors.text import MiniLMTextEncoder
-    from core.feature_spec import default_spec
-
-    return MiniLMTextEncoder(max_len=default_spec().text.max_len)
-
-
 # ----------------------------------------------------------------------------- evaluation
 
 
 def absent_modalities_item(text: np.ndarray, ids: np.ndarray):
     """A text-only sample exactly as the pipeline builds one for a file without audio and video."""
+    from core.feature_spec import default_spec
     from core.types import SegmentFeatures
 
+    dims = default_spec().dims
     return SegmentFeatures(text=np.asarray(text, np.float32), text_ids=np.asarray(ids, np.int64),
-                           audio=np.zeros((1, 69), np.float32), audio_mask=np.zeros(1, bool),
-                           visual=np.zeros((1, 58), np.float32), visual_mask=np.zeros(1, bool))
+                           audio=np.zeros((1, dims["audio"]), np.float32), audio_mask=np.zeros(1, bool),
+                           visual=np.zeros((1, dims["visual"]), np.float32), visual_mask=np.zeros(1, bool))
 
 
 def mosi_dev_text_only(data: Path, encoder=None):
@@ -91,35 +91,44 @@ def eval_text_only(model, data: Path, encoder=None, ds=None) -> dict[str, float]
 
 
 def eval_masks(model, ds, unk_id: int, reencode) -> dict[str, dict[str, float]]:
-    """Composed-dev metrics with whole modalities removed (engine's masking: zero rows / [UNK] text)."""
+    """Composed-dev metrics for each of the 8 coalitions, inputs masked as the engine masks them
+    (zero rows / [UNK] text), against the coalition's target (the label where a kept modality
+    carries evidence, else 0: what the model is trained to say for that coalition)."""
     import torch
 
+    from core.shapley import all_coalitions, mask_key
     from models.metrics import regression_metrics
-    from models.missing import mask_modalities
+    from models.missing import coalition_targets, mask_modalities
     from models.train import predict
 
+    labels = torch.as_tensor(np.asarray(ds.labels), dtype=torch.float32)
+    evidence = None if ds.evidence is None else torch.as_tensor(ds.evidence)
     out = {}
-    for key, keep in (("TAV", {"text", "audio", "visual"}), ("T__", {"text"}), ("_A_", {"audio"}),
-                      ("__V", {"visual"}), ("_AV", {"audio", "visual"})):
+    for keep in sorted(all_coalitions(), key=lambda c: -len(c)):
         def tf(batch, keep=keep):
             return mask_modalities(batch, keep, unk_id=unk_id, reencode=reencode)
 
+        keep_rows = torch.tensor([[m in keep for m in ("text", "audio", "visual")]] * len(labels))
+        target = coalition_targets(labels, keep_rows, evidence).numpy()
         with torch.no_grad():
-            out[key] = regression_metrics(predict(model, ds, batch_size=64, transform=tf), ds.labels)
+            pred = predict(model, ds, batch_size=64, transform=tf)
+        out[mask_key(keep)] = {**regression_metrics(pred, target), "mean_pred": float(np.mean(pred))}
     return out
 
 
 # ----------------------------------------------------------------------------- training
 
 
-def train_one(name: str, train_ds, dev_ds, text_ds, work: Path, out: Path, encoder, reencode, corpus: dict,
-              epochs: int, robustness_seeds: tuple[int, ...], reencode_train: bool) -> dict[str, Any]:
+def train_one(name: str, train_ds, dev_ds, calib_ds, text_ds, work: Path, out: Path, encoder, reencode,
+              corpus: dict, epochs: int, robustness_seeds: tuple[int, ...], reencode_train: bool) -> dict[str, Any]:
     import torch
 
     from core.feature_spec import default_spec
+    from models.calibration import fit_intervals, interval_coverage
     from models.checkpoint import read_checkpoint_meta, save_checkpoint
     from models.evaluate import evaluate_robustness, write_report
-    from models.train import train_model
+    from models.metrics import regression_metrics
+    from models.train import predict, train_model
 
     watch = Stopwatch()
     overrides = dict(TRAIN_OVERRIDES.get(name, {}))
@@ -129,14 +138,17 @@ def train_one(name: str, train_ds, dev_ds, text_ds, work: Path, out: Path, encod
     log(f"train: {name} (lr {lr}, {epochs} epochs max, {len(train_ds)} train / {len(dev_ds)} dev)")
     model, history, valid = train_model(
         name, train_ds, dev_ds, default_spec(), epochs=epochs, batch_size=BATCH_SIZE, lr=lr, seed=SEED,
-        missing="lnln", reencode=reencode if reencode_train else None, unk_id=encoder.unk_id,
+        missing=MISSING, reencode=reencode if reencode_train else None, unk_id=encoder.unk_id,
         out_dir=ckpt_dir, config=overrides, patience=PATIENCE, data_info=data_info,
     )
     train_seconds = watch.seconds
     log(f"train: {name} done in {train_seconds} s, best epoch {history.best_epoch}, dev MAE {valid['MAE']:.3f}")
     model.eval()
     with torch.no_grad():
-        text_only = eval_text_only(model, Path(), ds=text_ds)
+        calibration = fit_intervals(model, calib_ds, encoder.unk_id, reencode)
+        text_pred = predict(model, text_ds, batch_size=64)
+        text_only = regression_metrics(text_pred, text_ds.labels)
+        text_only["interval_coverage"] = interval_coverage(text_pred, text_ds.labels, calibration["halfwidth"]["T__"])
         masks = eval_masks(model, dev_ds, encoder.unk_id, reencode)
         robust = evaluate_robustness(model, dev_ds, seeds=robustness_seeds, unk_id=encoder.unk_id,
                                      reencode=reencode, model_name=name)
@@ -146,7 +158,7 @@ def train_one(name: str, train_ds, dev_ds, text_ds, work: Path, out: Path, encod
     training = dict(meta.training)
     training.update({"train_seconds": train_seconds, "reencode_text_in_training": reencode_train})
     metrics = {"valid": valid, "composed_dev": valid, "mosi_dev_text_only": text_only,
-               "robustness_average": robust["average"]}
+               "robustness_average": robust["average"], "calibration": calibration}
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     dest = save_checkpoint(out / "checkpoints" / name, model, model_name=name, config=meta.config, spec=default_spec(),
                            training=training, metrics=metrics)
@@ -157,13 +169,16 @@ def train_one(name: str, train_ds, dev_ds, text_ds, work: Path, out: Path, encod
         "checkpoint_bytes": dest.stat().st_size, "parameters": int(sum(p.numel() for p in model.parameters())),
         "config": meta.config, "training": training, "history": history.to_dict(),
         "composed_dev": valid, "composed_dev_masks": masks, "mosi_dev_text_only": text_only,
+        "calibration": calibration,
         "robustness": {"rates": robust["rates"], "seeds": robust["seeds"], "text_reencoded": robust["text_reencoded"],
                        "per_rate": [{"rate": r["rate"], "mean": r["mean"], "std": r["std"]} for r in robust["per_rate"]],
                        "average": robust["average"]},
         "seconds": watch.seconds,
     }
     write_json(report_dir / f"{name}.json", report)
-    log(f"train: {name} evaluated; text-only MOSI dev Acc2 {text_only['Non0_acc_2']:.3f}, total {watch.seconds} s")
+    log(f"train: {name} evaluated; MOSI dev text-only Acc2 {text_only['Non0_acc_2']:.3f} MAE {text_only['MAE']:.3f} "
+        f"coverage {text_only['interval_coverage']:.3f}; composed dev ___ mean {masks['___']['mean_pred']:+.2f}; "
+        f"total {watch.seconds} s")
     return report
 
 
@@ -193,7 +208,7 @@ def _train_group(args: tuple) -> dict[str, float]:
     limit_threads(threads)
     cfg = ComposeConfig(**_config_from_info(work))
     corpus = read_json(work / "corpus" / "corpus.json")
-    train_ds, dev_ds = load_split(work, "train", cfg), load_split(work, "dev", cfg)
+    train_ds, dev_ds, calib_ds = (load_split(work, s, cfg) for s in ("train", "dev", "calib"))
     encoder = text_encoder()
     text_ds = mosi_dev_text_only(data, encoder)
     # Same seed + data + batch size => every model sees the same corrupted sentences: re-encode once
@@ -202,7 +217,7 @@ def _train_group(args: tuple) -> dict[str, float]:
     reencode = load_cache(encoder.encode_ids, cache_path) if cache_path.exists() else CachedReencoder(encoder.encode_ids)
     seconds = {}
     for name in names:
-        rep = train_one(name, train_ds, dev_ds, text_ds, work, out, encoder, reencode, corpus, epochs,
+        rep = train_one(name, train_ds, dev_ds, calib_ds, text_ds, work, out, encoder, reencode, corpus, epochs,
                         ROBUSTNESS_SEEDS[:1] if quick else ROBUSTNESS_SEEDS, reencode_train)
         seconds[name] = rep["seconds"]
         log(f"re-encode cache: {reencode.stats()}")
@@ -219,7 +234,8 @@ def precompute_reencodings(work: Path, cfg, epochs: int, robustness_seeds: tuple
     train_ds, dev_ds = load_split(work, "train", cfg), load_split(work, "dev", cfg)
     unk = token_id(train_ds.spec, "unk_id")
     rows = planned_rows(train_ds, dev_ds, epochs=epochs, batch_size=BATCH_SIZE, seed=SEED,
-                        eval_seeds=robustness_seeds, eval_rates=default_rates(), unk_id=unk)
+                        eval_seeds=robustness_seeds, eval_rates=default_rates(), unk_id=unk, missing=MISSING,
+                        dim=train_ds.spec.text.dim)
     cache = CachedReencoder(encode_ids=None)
     n = precompute(cache, rows, workers=max(1, workers))
     save_cache(cache, work / "reencode_cache.npz")
@@ -241,11 +257,11 @@ def run(data: Path, out: Path, work: Path, models: list[str], epochs: int, quick
     work.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     t = Stopwatch()
+    prepare_audio(data, work, jobs=jobs)  # first: prepare_text encodes the words it heard
+    timings["prepare_audio"] = t.seconds
+    t = Stopwatch()
     prepare_text(data, work)
     timings["prepare_text"] = t.seconds
-    t = Stopwatch()
-    prepare_audio(data, work, jobs=jobs)
-    timings["prepare_audio"] = t.seconds
     t = Stopwatch()
     prepare_visual(data, work)
     timings["prepare_visual"] = t.seconds
@@ -253,7 +269,7 @@ def run(data: Path, out: Path, work: Path, models: list[str], epochs: int, quick
     unimodal = run_unimodal(work)
     timings["unimodal"] = t.seconds
     t = Stopwatch()
-    cfg = ComposeConfig(replicas_train=1, extra_text_cap=300) if quick else ComposeConfig()
+    cfg = ComposeConfig(voice_replicas=1, face_samples=300, extra_text_cap=300) if quick else ComposeConfig()
     corpus = compose(work, cfg, force=True)
     timings["compose"] = t.seconds
     reports_dir = out / "model_cards" / "reports"

@@ -5,7 +5,7 @@ What is trained here and why:
 * audio (RAVDESS): a standardised multinomial logistic regression on utterance statistics (mean and
   std over valid frames of the 69 librosa-v1 columns) predicts valence class (negative / neutral /
   positive, mapping in common.EMOTION_VALENCE), a second one predicts arousal (high / low).
-  Evaluation holds out *actors*: train on actors 01-16, test on DEV_ACTORS (17-20), plus a 5-fold
+  Evaluation holds out *actors*: train on actors 01-16, test on HELDOUT_ACTORS (17-20), plus a 5-fold
   actor-grouped cross-validation over all 20 actors.
 * visual (FER2013): the same classifier on the 58 face columns of each detected face; held-out =
   the seeded 20 % image split that also feeds the dev side of the composed corpus.
@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from models.recipes.common import (
-    BASE_SEED, DEV_ACTORS, EMOTION_AROUSAL, EMOTION_VALENCE, RAVDESS_EMOTIONS, Stopwatch, limit_threads,
+    BASE_SEED, HELDOUT_ACTORS, EMOTION_AROUSAL, EMOTION_VALENCE, RAVDESS_EMOTIONS, Stopwatch, limit_threads,
     load_npz, log, read_json, save_npz, write_json,
 )
 
@@ -94,14 +94,16 @@ def audio_probe(work: Path) -> dict[str, Any]:
     aro = np.array([EMOTION_AROUSAL[e] if EMOTION_AROUSAL[e] is not None else 99 for e in emo])
     actor = rav["actor"].astype(int)
     has_val, has_aro = val != 99, aro != 99
-    held = np.isin(actor, DEV_ACTORS)
+    held = np.isin(actor, HELDOUT_ACTORS)
+    # Regularisation chosen by actor-grouped cross-validation on the training actors only.
+    c = _choose_c(x, val, actor, has_val & ~held)
 
-    # Held-out actors 17-20 (the split the composed corpus uses).
-    clf_v = _classifier().fit(x[has_val & ~held], val[has_val & ~held])
-    clf_a = _classifier().fit(x[has_aro & ~held], aro[has_aro & ~held])
+    # Held-out actors 17-20 (never used by the composed corpus either).
+    clf_v = _classifier(c).fit(x[has_val & ~held], val[has_val & ~held])
+    clf_a = _classifier(c).fit(x[has_aro & ~held], aro[has_aro & ~held])
     sv = valence_score(clf_v, x[held & has_val])
     heldout = {
-        "actors": list(DEV_ACTORS),
+        "actors": list(HELDOUT_ACTORS),
         "n_clips": int((held & has_val).sum()),
         **sign_metrics(sv, val[held & has_val]),
         "valence_3class_acc": float(accuracy_score(val[held & has_val], clf_v.predict(x[held & has_val]))),
@@ -112,13 +114,13 @@ def audio_probe(work: Path) -> dict[str, Any]:
 
     # Out-of-fold scores for every clip: folds are groups of 4 actors (dev actors = one fold), so no
     # clip is ever scored by a probe that saw its actor.
-    folds = [tuple(DEV_ACTORS)] + [tuple(range(1 + 4 * k, 5 + 4 * k)) for k in range(4)]
+    folds = [tuple(HELDOUT_ACTORS)] + [tuple(range(1 + 4 * k, 5 + 4 * k)) for k in range(4)]
     oof_val = np.zeros(len(x))
     oof_aro = np.zeros(len(x))
     for fold in folds:
         test = np.isin(actor, fold)
-        cv = _classifier().fit(x[has_val & ~test], val[has_val & ~test])
-        ca = _classifier().fit(x[has_aro & ~test], aro[has_aro & ~test])
+        cv = _classifier(c).fit(x[has_val & ~test], val[has_val & ~test])
+        ca = _classifier(c).fit(x[has_aro & ~test], aro[has_aro & ~test])
         oof_val[test] = valence_score(cv, x[test])
         oof_aro[test] = ca.predict_proba(x[test])[:, list(ca.classes_).index(1)]
     cv_metrics = {
@@ -129,8 +131,28 @@ def audio_probe(work: Path) -> dict[str, Any]:
     save_npz(work / "unimodal" / "audio_scores.npz", valence_score=oof_val, arousal_prob=oof_aro,
              valence=np.where(val == 99, 0, val), valence_defined=has_val)
     return {"heldout_actors": heldout, "actor_cv": cv_metrics,
-            "features": "mean+std over frames of the 69 librosa-v1 columns",
-            "classifier": "StandardScaler + LogisticRegression(C=0.5, class_weight=balanced)"}
+            "features": "mean+std over valid frames of the audio columns (FeatureSpec v2: Whisper encoder states)",
+            "classifier": f"StandardScaler + LogisticRegression(C={c}, class_weight=balanced)",
+            "c_selection": "4-fold actor-grouped CV on actors 01-16, sign accuracy"}
+
+
+AUDIO_C = (0.003, 0.01, 0.03, 0.1, 0.5)
+
+
+def _choose_c(x: np.ndarray, val: np.ndarray, actor: np.ndarray, rows: np.ndarray) -> float:
+    from sklearn.model_selection import GroupKFold
+
+    idx = np.flatnonzero(rows)
+    best, best_acc = AUDIO_C[0], -1.0
+    for c in AUDIO_C:
+        accs = []
+        for a, b in GroupKFold(4).split(idx, val[idx], actor[idx]):
+            clf = _classifier(c).fit(x[idx[a]], val[idx[a]])
+            polar = val[idx[b]] != 0
+            accs.append(np.mean(np.sign(valence_score(clf, x[idx[b]][polar])) == val[idx[b]][polar]))
+        if np.mean(accs) > best_acc:
+            best, best_acc = c, float(np.mean(accs))
+    return best
 
 
 # ----------------------------------------------------------------------------- visual

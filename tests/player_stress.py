@@ -33,16 +33,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from app.widgets.video_player import VideoPlayer
 
-    app = QApplication.instance() or QApplication(["player-stress"])
+    from tests.app_screenshots import pump
 
-    def pump(predicate, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            app.processEvents()
-            if predicate():
-                return True
-            time.sleep(0.005)
-        return bool(predicate())
+    app = QApplication.instance() or QApplication(["player-stress"])
 
     summary = {"platform": app.platformName(), "cycles": 0, "no_frame": 0, "not_playing": 0,
                "with_sound": 0, "max_close_s": 0.0}
@@ -52,9 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         player = VideoPlayer()
         player.show()
         player.load(args.clip)
-        summary["no_frame"] += not pump(lambda: player.frames_shown > 0, 10.0)
+        summary["no_frame"] += not pump(app, lambda: player.frames_shown > 0, 10.0)
         player.play()
-        summary["not_playing"] += not pump(lambda: player.position > 0.1, 5.0)
+        summary["not_playing"] += not pump(app, lambda: player.position > 0.1, 5.0)
         summary["with_sound"] += player.player.audioOutput() is not None
         t = time.monotonic()
         player.unload()

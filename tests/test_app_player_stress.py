@@ -36,7 +36,7 @@ def run_stress(env: dict[str, str]) -> dict:
     cmd = [sys.executable, "-m", "tests.player_stress", "--clip", str(clip), "--cycles", str(CYCLES),
            "--watchdog", str(CYCLE_WATCHDOG_S)]
     try:
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=20 + 5 * CYCLES)
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"player stress run hung and was killed\n{(exc.stderr or '')[-3000:]}")
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("SUMMARY ")]

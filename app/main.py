@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         # Exiting normally now would tear native libraries down under a running thread and abort
         # the process; skip that teardown instead. Everything the user saved is already on disk.
         print(f"msa-studio: {', '.join(window.running_workers())} did not stop within "
-              f"{SHUTDOWN_WAIT_S:.0f} s; exiting without cleanup", file=sys.stderr)
+              f"{SHUTDOWN_WAIT_S:g} s; exiting without cleanup", file=sys.stderr)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(rc)

@@ -535,6 +535,7 @@ class MainWindow(QMainWindow):
             return
         if self._scored_as_chosen(s) and s.engine is not None:
             self._rescore_generation += 1  # back to the shown model: drop a re-score in flight
+            self.status(f"Scored with {self.model_name} on {self.device_name}")
             return
         self._rescore(s)
 

@@ -9,8 +9,8 @@ Why threads and not a process: extraction is dominated by native code that relea
 (hundreds of MB for long files) to the UI without pickling. Cancellation is cooperative via
 RunContext.cancel; the UI returns to idle at once and ignores anything a cancelled job still emits.
 
-Shutdown: every worker can be asked to stop (`cancel()`) and waited for (`join()`). The window asks
-when it closes and app.main waits before the interpreter exits: a thread still inside CTranslate2,
+Shutdown: every worker can be asked to stop (`cancel()`) and its thread waited for (`join_thread`).
+The window asks when it closes and app.main waits before the interpreter exits: a thread still inside CTranslate2,
 MediaPipe or torch while the process tears down its native libraries aborts it ("terminate called
 without an active exception"), and one still running Python code at interpreter shutdown prints
 tracebacks ("cannot schedule new futures after interpreter shutdown").

@@ -88,3 +88,33 @@ def test_close_during_live_mode(attempt):  # noqa: ARG001
 def test_close_during_playback_under_xvfb(xdisplay, attempt):  # noqa: ARG001
     out = run_and_close("playback", two_sentence_clip(), 0.5, {"QT_QPA_PLATFORM": "xcb", "DISPLAY": xdisplay.display})
     print(f"playback xcb: shutdown {out['shutdown_s']} s")
+
+
+STUBBORN_WORKER = """
+import sys, time
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+app = QApplication(['msa-studio'])
+import app.main as app_main
+from app.main_window import MainWindow
+app_main.SHUTDOWN_WAIT_S = 1.0
+
+def start_and_close():
+    w = [w for w in app.topLevelWidgets() if isinstance(w, MainWindow)][0]
+    w._run_task(lambda: time.sleep(60), lambda _: None, 'stubborn task')  # cannot be cancelled
+    w.close()
+
+QTimer.singleShot(300, start_and_close)
+sys.exit(app_main.main(['--device', 'cpu', '--no-preload']))
+"""
+
+
+def test_a_worker_that_does_not_stop_ends_the_process_with_a_message():
+    """The last resort in app.main: skip native teardown (which would abort) rather than hang."""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "MSA_STUDIO_NO_DIALOGS": "1"}
+    proc = subprocess.run([sys.executable, "-c", STUBBORN_WORKER], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=50)  # far less than the worker's 60 s
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "msa-studio: stubborn task did not stop within 1 s; exiting without cleanup" in proc.stderr, proc.stderr
+    for marker in DIRTY_EXIT:
+        assert marker not in proc.stderr, proc.stderr[-3000:]

@@ -38,6 +38,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from benchmarks.naive_baseline import StageClock, instrument_engine  # noqa: E402
 from core.atomic_write import atomic_open  # noqa: E402
+from models.recipes.common import default_data_dir  # noqa: E402
 
 TARGET_RTF = 0.25
 TARGET_LAG_S = 1.5
@@ -45,7 +46,7 @@ TARGET_RSS_GB = 2.5
 STAGES = ["decode", "vad+segment", "asr", "text", "audio", "video decode", "visual", "model", "shapley"]
 DEFAULT_DURATIONS = (10.0, 60.0, 600.0)
 QUICK_DURATIONS = (10.0, 60.0)
-GRID_DIR = Path(os.environ.get("MSA_GRID_DIR", "/work/shared/data/grid"))
+GRID_DIR = Path(os.environ.get("MSA_GRID_DIR", default_data_dir() / "grid"))
 
 
 # ---------------------------------------------------------------------------------- clips

@@ -158,6 +158,16 @@ def text_encoder():
     return build_extractor("text", default_spec().text)
 
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def default_data_dir() -> Path:
+    """Where the shared training/test data lives: $MSA_DATA_DIR, else ../shared/data next to the
+    repository (never a machine-specific path)."""
+    env = os.environ.get("MSA_DATA_DIR")
+    return Path(env).expanduser() if env else REPO_ROOT.parent / "shared" / "data"
+
+
 def data_dir(arg: str | os.PathLike[str]) -> Path:
     p = Path(arg).expanduser().resolve()
     if not (p / "mosi" / "label_train_valid.csv").is_file():

@@ -473,9 +473,10 @@ class PipelineLiveComponents:
     def frame_features(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, bool, np.ndarray | None]:
         with self._visual_lock:
             if self._visual is None:
-                from core.extractors.visual import MediaPipeFaceExtractor
+                from core.extractors import build_extractor
 
-                self._visual = MediaPipeFaceExtractor(keep_landmarks=True)
+                # The spec's extractor (face v1 or v2), so live rows have the columns the model expects.
+                self._visual = build_extractor("visual", self.spec.visual, keep_landmarks=True)
             rgb = np.ascontiguousarray(np.asarray(frame_bgr)[:, :, ::-1]) if np.ndim(frame_bgr) == 3 else frame_bgr
             return self._visual.process_frame(rgb, self.clock())
 

@@ -22,7 +22,7 @@ register_extractor = EXTRACTORS.register
 
 def load_all() -> None:
     """Import extractor modules so they register. Heavy deps are imported lazily inside them."""
-    from core.extractors import asr, audio, text, visual, whisper_audio  # noqa: F401
+    from core.extractors import asr, audio, text, visual, visual_v2, whisper_audio  # noqa: F401
 
 
 def build_extractor(modality: str, spec: "ModalitySpec", **runtime: Any) -> Any:

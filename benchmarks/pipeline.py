@@ -41,7 +41,9 @@ from core.atomic_write import atomic_open  # noqa: E402
 from models.recipes.common import default_data_dir  # noqa: E402
 
 TARGET_RTF = 0.25
-TARGET_LAG_S = 1.5
+TARGET_LAG_S = 0.5
+#: FeatureSpec v2 (Whisper-state audio, face CNN) may cost at most this much more CPU time than v1.
+TARGET_V2_CPU_GROWTH = 0.15
 TARGET_RSS_GB = 2.5
 STAGES = ["decode", "vad+segment", "asr", "text", "audio", "video decode", "visual", "model", "shapley"]
 DEFAULT_DURATIONS = (10.0, 60.0, 600.0)
@@ -277,7 +279,7 @@ def _stage_table(clock: StageClock) -> dict[str, float]:
 
 
 def worker_optimised(clip: str, warmup: str, model: str, result_path: str,
-                     asr_options: dict[str, Any] | None = None) -> None:
+                     asr_options: dict[str, Any] | None = None, spec_version: int | None = None) -> None:
     from core.analyzer import analyze_file
     from core.cached_analysis import analyze_file_cached
     from core.engine import InferenceEngine
@@ -287,7 +289,12 @@ def worker_optimised(clip: str, warmup: str, model: str, result_path: str,
 
     clock = StageClock()
     t0 = time.perf_counter()
-    engine = InferenceEngine(model, device="cpu", allow_untrained=True)
+    if spec_version == 1:  # the v1 pipeline with an untrained v1 model: same work, no v1 weights ship
+        from core.feature_spec import v1_spec
+
+        engine = InferenceEngine(model, device="cpu", spec=v1_spec(), untrained=True)
+    else:
+        engine = InferenceEngine(model, device="cpu", allow_untrained=True)
     pipeline = _timed_pipeline_class()(engine.spec, device="cpu", asr_options=asr_options, clock=clock)
     instrument_engine(engine, clock)
     _instrument_modules(clock)
@@ -478,6 +485,16 @@ def print_report(runs: list[dict[str, Any]], live: dict[str, Any] | None, info: 
         rss_gb = opt["peak_rss"] / 1024**3
         ok_rtf, ok_rss = rtf <= TARGET_RTF, rss_gb <= TARGET_RSS_GB
         ok = ok and ok_rtf and ok_rss
+        v1 = run.get("v1")
+        if v1 and "error" not in v1:
+            growth = opt["cpu_s"] / max(v1["cpu_s"], 1e-9) - 1.0
+            ok_growth = growth <= TARGET_V2_CPU_GROWTH
+            ok = ok and ok_growth
+            print(f"CPU-time RTF FeatureSpec v2 {opt['cpu_s'] / dur:.3f} vs v1 {v1['cpu_s'] / dur:.3f} in this run "
+                  f"({growth:+.1%}; wall RTF v1 {v1['wall_s'] / dur:.3f}); target growth <= "
+                  f"{TARGET_V2_CPU_GROWTH:.0%}: {'MET' if ok_growth else 'MISSED'}")
+        elif v1:
+            print(f"FeatureSpec v1 run FAILED: {v1['error']}")
         print(f"target RTF <= {TARGET_RTF}: {'MET' if ok_rtf else 'MISSED'} ({rtf:.3f}; CPU-time RTF "
               f"{opt['cpu_s'] / dur:.3f}, i.e. >= {opt['cpu_s'] / dur / info['cores']:.3f} on {info['cores']} idle cores)"
               f"   target peak RSS <= {TARGET_RSS_GB} GB: {'MET' if ok_rss else 'MISSED'} ({rss_gb:.2f} GB)")
@@ -519,6 +536,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=1800.0, help="per-worker timeout (s)")
     ap.add_argument("--asr-beam", type=int, help="optimised pipeline only: Whisper beam size (default: the "
                     "pipeline's own); e.g. 1 to measure a faster ASR setting")
+    ap.add_argument("--no-v1", action="store_true", help="skip the FeatureSpec v1 pipeline run on each clip")
+    ap.add_argument("--spec-version", type=int, help=argparse.SUPPRESS)
     # internal: worker mode
     ap.add_argument("--worker", choices=["optimised", "naive", "live"], help=argparse.SUPPRESS)
     ap.add_argument("--clip", help=argparse.SUPPRESS)
@@ -529,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         if args.worker == "optimised":
             asr = {"beam_size": args.asr_beam} if args.asr_beam else None
-            worker_optimised(args.clip, args.warmup, args.model, args.result, asr)
+            worker_optimised(args.clip, args.warmup, args.model, args.result, asr, args.spec_version)
         elif args.worker == "naive":
             worker_naive(args.clip, args.warmup, args.model, args.result)
         else:
@@ -565,6 +584,9 @@ def main(argv: list[str] | None = None) -> int:
                "optimised": _run_worker("optimised", clip, warmup, args.model, args.timeout, extra)}
         if "duration" in run["optimised"]:
             run["duration"] = run["optimised"]["duration"]
+        if not args.no_v1:
+            print(f"[{time.perf_counter() - t_start:6.0f} s] FeatureSpec v1 pipeline on {d:.0f} s clip ...", file=sys.stderr)
+            run["v1"] = _run_worker("optimised", clip, warmup, args.model, args.timeout, extra + ["--spec-version", "1"])
         if not args.no_naive and d <= args.naive_max_duration:
             print(f"[{time.perf_counter() - t_start:6.0f} s] naive baseline on {d:.0f} s clip ...", file=sys.stderr)
             run["naive"] = _run_worker("naive", clip, warmup, args.model, args.timeout)

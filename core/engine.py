@@ -37,7 +37,10 @@ class InferenceEngine:
         allow_untrained: bool = True,
         spec: FeatureSpec | None = None,
         batch_size: int = 64,
+        untrained: bool = False,
     ) -> None:
+        """`untrained`: randomly initialised weights even when a checkpoint ships (benchmarks that
+        measure the work of another feature spec; never for scores anyone reads)."""
         import torch
 
         from core.devices import resolve_device
@@ -49,7 +52,7 @@ class InferenceEngine:
             raise MSAError(f"unknown model {model!r}; available: {', '.join(MODELS.names())}")
         self.device = resolve_device(device)
         self.batch_size = batch_size
-        self.checkpoint_path = checkpoint or default_checkpoint(self.model_name)
+        self.checkpoint_path = None if untrained else checkpoint or default_checkpoint(self.model_name)
         self.meta: dict[str, Any] = {}
         if self.checkpoint_path:
             self.model, meta = load_checkpoint(self.checkpoint_path, device=self.device, expected_spec=spec)

@@ -123,9 +123,24 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def v1_spec() -> FeatureSpec:
+    """FeatureSpec v1 (MSA Studio 0.1: librosa-v1 audio, blendshape + pose faces). Its checkpoints are
+    refused; the spec stays so the benchmark can measure what v2 costs against it in one run."""
+    return FeatureSpec(
+        version=1,
+        text=ModalitySpec(extractor="minilm-l6", dim=384, rate_hz=None, max_len=50,
+                          params={"model": "sentence-transformers/all-MiniLM-L6-v2", "layer": "last_hidden_state"}),
+        audio=ModalitySpec(extractor="librosa-v1", dim=69, rate_hz=25.0, max_len=200,
+                           params={"sr": 16000, "hop": 640, "win": 1024, "n_mfcc": 20, "f0": "yin"}),
+        visual=ModalitySpec(extractor="mediapipe-face-v1", dim=58, rate_hz=10.0, max_len=80,
+                            params={"blendshapes": 52, "pose": 6, "landmarks": False}),
+    )
+
+
 def default_spec() -> FeatureSpec:
     """The spec of the shipped pipeline and checkpoints (FeatureSpec v2). Each extractor module
     documents its columns; README.md has the table."""
+    from core.extractors.visual_v2 import visual_spec_v2
     from core.extractors.whisper_audio import audio_spec_v2
 
     return FeatureSpec(
@@ -137,11 +152,5 @@ def default_spec() -> FeatureSpec:
             params={"model": "sentence-transformers/all-MiniLM-L6-v2", "layer": "last_hidden_state"},
         ),
         audio=audio_spec_v2(),
-        visual=ModalitySpec(
-            extractor="mediapipe-face-v1",
-            dim=58,
-            rate_hz=10.0,
-            max_len=80,
-            params={"blendshapes": 52, "pose": 6, "landmarks": False},
-        ),
+        visual=visual_spec_v2(),
     )

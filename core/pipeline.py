@@ -67,7 +67,6 @@ class FeaturePipeline:
         from core.extractors import build_extractor
         from core.extractors.asr import WhisperASR
 
-        self.spec.require_current_version()
         self.asr = WhisperASR(**self.asr_options)
         self.text_encoder = build_extractor("text", self.spec.text, device=device)
         self.audio_extractor = build_extractor("audio", self.spec.audio, asr=self.asr)

@@ -187,17 +187,22 @@ class CoalitionRegime:
     """Shares of a training batch: complete samples, LNLN random-rate samples (the robustness
     curve), and samples with whole modalities removed exactly as the engine removes them for the
     Shapley coalitions and the UI toggles (each of the 7 proper coalitions, the empty one included,
-    equally likely). Without the last group the coalitions that Shapley values are computed from
+    weighted by `weights`). Without the last group the coalitions that Shapley values are computed from
     (`_A_`, `__V`, `_AV`, `___`) never occur in training, so their scores are extrapolations."""
 
     complete: float = 0.35
     lnln: float = 0.30  # the rest removes whole modalities
+    #: Relative frequency of the proper coalitions, by code (bit 0 text, 1 audio, 2 visual): the
+    #: single-modality ones are what users meet most (text-only inputs, audio-only files, the
+    #: Shapley terms) and what the held-out checks measure, so they come twice or three times as often.
+    weights: tuple[float, ...] = (1.0, 3.0, 2.0, 1.0, 2.0, 1.0, 1.0)  # ___, T__, _A_, TA_, __V, T_V, _AV
 
     def draw(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(keep (B, 3) bool in MODALITIES order, lnln_rate (B,) float: 0 = no random drops)."""
         u = torch.rand(batch_size, generator=generator)
         rate = torch.rand(batch_size, generator=generator)
-        proper = torch.randint(0, 7, (batch_size,), generator=generator)  # coalition codes 0..6 (7 = all)
+        probs = torch.tensor(self.weights, dtype=torch.float64)
+        proper = torch.multinomial(probs, batch_size, replacement=True, generator=generator)  # codes 0..6 (7 = all)
         code = torch.where(u < self.complete + self.lnln, torch.full_like(proper, 7), proper)
         keep = torch.stack([(code >> k) & 1 for k in range(3)], dim=1).bool()
         is_lnln = (u >= self.complete) & (u < self.complete + self.lnln)

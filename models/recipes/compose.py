@@ -74,13 +74,13 @@ STRONG_FACTOR = 1.25
 class ComposeConfig:
     replicas_train: int = 2
     calib_share: float = 0.15  # of MOSI train videos, held out for interval calibration
-    p_uninformative: float = 0.2
+    p_uninformative: float = 0.3
     p_grid_in_uninformative: float = 0.3
     p_no_video: float = 0.2
     p_no_audio: float = 0.15
     neutral_band: float = 0.5
     strength_spread: float = 0.15
-    voice_replicas: int = 2  # voice-anchored samples per RAVDESS train clip
+    voice_replicas: int = 1  # voice-anchored samples per RAVDESS train clip
     voice_p_face: float = 0.3  # ... with an agreeing face (else absent / uninformative)
     face_samples: int = 1000  # face-anchored samples in train (dev: a fifth)
     neutral_replicas: int = 3

@@ -14,7 +14,8 @@ mean over its segments, `core.analysis.recording_score`):
   audio-only coalition (`_A_`) and of the fused score, with the clip's own neutral words as
   Whisper hears them, over calm/happy (+) vs sad/angry/fearful/disgust (-) clips; mean |fused| of
   their neutral clips.
-* FER held-out faces (the face CNN's held-out split): sign of the visual-only score of a 1 s still
+* FER held-out faces (the composed corpus' FER dev side, also held out from the face CNN): sign of
+  the visual-only score of a 1 s still
   video of the face (10 identical frames, no words, no audio), happy (+) vs angry/disgust/fear/sad
   (-).
 * ravdess_video (real face video, actor 05): visual-only (`__V`) score sign per clip; the happy
@@ -67,22 +68,25 @@ def ravdess_heldout_clips(data: Path) -> list[tuple[Path, RavdessName]]:
 
 
 def fer_heldout_faces(data: Path, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """v2 rows (N, Dv) and valence (N,) of the FER held-out faces with a valence sign."""
-    from core.extractors import build_extractor
-    from core.feature_spec import default_spec
-    from models.recipes.train_face_cnn import heldout_fer_images
+    """v2 rows (N, Dv) and valence (N,) of the held-out FER faces with a valence sign: the composed
+    corpus' FER dev side (prepare_visual.select_fer + unimodal.fer_split over the found faces), which
+    neither the face CNN nor any fusion model trained on."""
+    from core.extractors.visual_v2 import detect_faces_in_images_v2
+    from models.recipes.prepare_visual import HAPPY_PER_CLASS, PAD, PER_CLASS, UPSCALE, select_fer
+    from models.recipes.unimodal import fer_split
+    from models.recipes.common import BASE_SEED
 
-    images, labels, classes = heldout_fer_images(data)
-    val = np.array([EMOTION_VALENCE.get(classes[int(c)]) or 0 for c in labels])
-    keep = np.flatnonzero(val != 0)
+    with np.load(data / "fer2013" / "train.npz") as z:
+        images, labels, classes = z["images"], z["labels"].astype(np.int64), [str(c) for c in z["classes"]]
+    idx = select_fer(labels, classes, PER_CLASS, HAPPY_PER_CLASS, BASE_SEED + 3)
+    rows, found = detect_faces_in_images_v2(images[idx], upscale_to=UPSCALE, pad_frac=PAD)
+    rows, idx = rows[found], idx[found]
+    dev = fer_split(len(idx))
+    val = np.array([EMOTION_VALENCE.get(classes[int(c)]) or 0 for c in labels[idx]])
+    keep = np.flatnonzero(dev & (val != 0))
     if limit:
         keep = keep[:: max(1, len(keep) // limit)][:limit]
-    extractor = build_extractor("visual", default_spec().visual, running_mode="IMAGE")
-    try:
-        rows, found = extractor.still_images(images[keep])
-    finally:
-        extractor.close()
-    return rows[found], val[keep][found]
+    return rows[keep], val[keep]
 
 
 def _still_video(row: np.ndarray, text_item) -> Any:
@@ -93,6 +97,14 @@ def _still_video(row: np.ndarray, text_item) -> Any:
                            audio=np.zeros((1, _dims()["audio"]), np.float32), audio_mask=np.zeros(1, bool),
                            visual=np.repeat(row[None].astype(np.float32), STILL_FRAMES, axis=0),
                            visual_mask=np.ones(STILL_FRAMES, bool))
+
+
+def mosi_dev_segments(data: Path) -> list:
+    """One transcript segment per MOSI dev utterance (the order of train_all.mosi_dev_text_only)."""
+    from core.types import Segment
+    from models.recipes.prepare_text import read_mosi
+
+    return [Segment(0.0, 1.0, r["text"], source="transcript") for r in read_mosi(data) if r["split"] == "dev"]
 
 
 def _dims() -> dict[str, int]:
@@ -134,7 +146,9 @@ def extract_all(pipeline, paths: list[Path]) -> list:
     return out
 
 
-def report(data: Path, models: list[str], fer_limit: int | None = None, tmp: Path | None = None) -> dict[str, Any]:
+def report(data: Path, models: list[str], fer_limit: int | None = None, tmp: Path | None = None,
+           checkpoints: Path | None = None) -> dict[str, Any]:
+    """The report's rows for `models` (shipped checkpoints, or NAME.safetensors in `checkpoints`)."""
     import tempfile
 
     from core.analysis import recording_score
@@ -164,12 +178,13 @@ def report(data: Path, models: list[str], fer_limit: int | None = None, tmp: Pat
     fer_items = [_still_video(r, no_words) for r in fer_rows]
     fer_segs = [Segment(0.0, 1.0, "", source="window")] * len(fer_items)
     text_ds = mosi_dev_text_only(data, pipeline.text_encoder)
-    text_segs = [Segment(0.0, 1.0, "x", source="transcript")] * len(text_ds)  # words present
+    text_segs = mosi_dev_segments(data)
     log(f"heldout: features ready in {watch.seconds} s; scoring {len(models)} model(s)")
 
     rows = {}
     for name in models:
-        engine = InferenceEngine(name, allow_untrained=False)
+        checkpoint = str(Path(checkpoints) / f"{name}.safetensors") if checkpoints else None
+        engine = InferenceEngine(name, checkpoint, allow_untrained=False)
         spec.require_compatible(engine.spec, what=f"model {name!r}")
 
         def scored(recs, mask=None):
@@ -239,9 +254,11 @@ def main() -> None:
     ap.add_argument("--models", nargs="*", default=None, help="default: every registered model")
     ap.add_argument("--out", default=str(REPORT_PATH), help="JSON report (default: %(default)s)")
     ap.add_argument("--fer-limit", type=int, default=None, help="score only this many FER faces (smoke runs)")
+    ap.add_argument("--checkpoints", default=None, help="folder of NAME.safetensors (default: the shipped ones)")
     a = ap.parse_args()
     limit_threads(2)
-    rep = report(data_dir(a.data), a.models or model_names(), a.fer_limit)
+    rep = report(data_dir(a.data), a.models or model_names(), a.fer_limit,
+                 checkpoints=Path(a.checkpoints) if a.checkpoints else None)
     write_json(Path(a.out), rep)
     print(format_table(rep))
     print(f"\n(written to {a.out}; {rep['seconds']} s)", file=sys.stderr)

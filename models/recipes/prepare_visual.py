@@ -1,8 +1,9 @@
 """Stage 1c: facial features of FER2013 faces (and GRID videos) with the pipeline's own extractor.
 
 FER2013 crops are 48x48 grey; MediaPipe's face detector needs more context, so each crop goes
-through `core.extractors.visual.detect_faces_in_images(upscale_to=UPSCALE, pad_frac=PAD)` (bicubic
-upscale + edge-replicated border, IMAGE mode). The detection rate is reported; faces that are not
+through `core.extractors.visual_v2.detect_faces_in_images_v2(upscale_to=UPSCALE, pad_frac=PAD)`
+(bicubic upscale + border, IMAGE mode, then the expression CNN on the aligned crop: the 65
+mediapipe-face-v2 columns). The detection rate is reported; faces that are not
 found are dropped (a no-face row carries no expression).
 
 A class-balanced, seeded subset is used (the full 28.7k images would cost ~15 CPU-minutes for
@@ -66,7 +67,8 @@ def grid_sequences(data: Path) -> tuple[list[np.ndarray], list[np.ndarray], list
 
 
 def prepare_visual(data: Path, work: Path, limit: int | None = None, force: bool = False) -> dict:
-    from core.extractors.visual import detect_faces_in_images
+    from core.extractors.visual_v2 import detect_faces_in_images_v2
+    from core.feature_spec import default_spec
 
     out_dir = work / "visual"
     fer_out, grid_out = out_dir / "fer.npz", out_dir / "grid.npz"
@@ -81,12 +83,12 @@ def prepare_visual(data: Path, work: Path, limit: int | None = None, force: bool
         per_class = happy = max(1, limit // 6)
     idx = select_fer(labels, classes, per_class, happy, BASE_SEED + 3)
     log(f"visual: running the face landmarker on {len(idx)} FER2013 faces (upscaled to {UPSCALE}px, pad {PAD})")
-    feats, found = detect_faces_in_images(images[idx], upscale_to=UPSCALE, pad_frac=PAD)
+    feats, found = detect_faces_in_images_v2(images[idx], upscale_to=UPSCALE, pad_frac=PAD)
     save_npz(fer_out, feats=feats, found=found, label=labels[idx], fer_index=idx, classes=np.array(classes))
     rate = {classes[c]: float(found[labels[idx] == c].mean()) for c in np.unique(labels[idx])}
     log(f"visual: detection rate {found.mean():.3f}; GRID videos next")
     g_feats, g_masks, g_names = grid_sequences(data)
-    gf, go = pack_ragged(g_feats, 58)
+    gf, go = pack_ragged(g_feats, default_spec().visual.dim)
     gm, _ = pack_ragged([m[:, None] for m in g_masks], 1, dtype=bool)
     save_npz(grid_out, feats=gf, offsets=go, mask=gm[:, 0], name=np.array(g_names))
     info = {

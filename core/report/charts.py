@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from core.report.markup import fmt
 from core.uncertainty import PredictionInterval
 
 MODALITY_COLORS = {"text": "#4e79a7", "audio": "#f28e2b", "visual": "#9c6ade"}
@@ -47,6 +48,19 @@ def _data_uri(fig, marks: int) -> str:
     return f"data:{mime};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
 
 
+def _rects(ax, x0, x1, y0, y1, color: str, alpha: float = 1.0, label: str | None = None) -> int:
+    """Rectangles [x0, x1] x [y0, y1] as one PolyCollection: thousands of `ax.bar` patches cost
+    seconds each to lay out and draw; one collection costs milliseconds. Empty ones are skipped."""
+    from matplotlib.collections import PolyCollection
+
+    x0, x1, y0, y1 = (np.asarray(v, dtype=np.float64) for v in (x0, x1, y0, y1))
+    keep = np.isfinite(y0) & np.isfinite(y1) & (np.abs(y1 - y0) > 1e-12)
+    x0, x1, y0, y1 = x0[keep], x1[keep], y0[keep], y1[keep]
+    verts = np.stack([np.stack([x0, y0], 1), np.stack([x0, y1], 1), np.stack([x1, y1], 1), np.stack([x1, y0], 1)], 1)
+    ax.add_collection(PolyCollection(verts, facecolors=color, edgecolors="none", alpha=alpha, label=label))
+    return int(keep.sum())
+
+
 def _time_axis(ax, end: float) -> None:
     ax.set_xlim(0.0, max(end, 1e-3))
     ax.set_xlabel("time (s)")
@@ -66,9 +80,8 @@ def timeline_chart(starts: Sequence[float], ends: Sequence[float], scores: Seque
         ax.axhline(0.0, color="#999999", linewidth=0.8)
         banded = [(s, e, iv) for s, e, iv in zip(starts, ends, intervals) if iv is not None]
         if banded:
-            ax.bar([s for s, _, _ in banded], [iv.high - iv.low for _, _, iv in banded],
-                   width=[max(e - s, 1e-3) for s, e, _ in banded], bottom=[iv.low for _, _, iv in banded],
-                   align="edge", color=BAND, alpha=0.55, linewidth=0,
+            _rects(ax, [s for s, _, _ in banded], [max(e, s + 1e-3) for s, e, _ in banded],
+                   [iv.low for _, _, iv in banded], [iv.high for _, _, iv in banded], BAND, alpha=0.55,
                    label=f"{banded[0][2].percent} prediction interval")
         lines = [[(s, v), (e, v)] for s, e, v in zip(starts, ends, scores)]
         colors = [POSITIVE if v >= 0 else NEGATIVE for v in scores]
@@ -90,19 +103,22 @@ def segment_contributions_chart(starts: Sequence[float], ends: Sequence[float],
     """Shapley contributions per segment as stacked bars over the segment's time span: positive parts
     stack upwards, negative parts downwards, so each bar's net height is score − baseline."""
     import matplotlib
+    from matplotlib.patches import Patch
 
     with matplotlib.rc_context(_RC):
         fig, ax = _figure(2.9)
-        widths = [max(e - s, 1e-3) for s, e in zip(starts, ends)]
+        x0 = np.asarray(starts, dtype=np.float64)
+        x1 = np.maximum(np.asarray(ends, dtype=np.float64), x0 + 1e-3)
         pos_bottom = np.zeros(len(starts))
         neg_bottom = np.zeros(len(starts))
+        marks, handles = 0, []
         for j, m in enumerate(modalities):
-            values = contributions[:, j] if len(starts) else np.zeros(0)
+            values = np.nan_to_num(contributions[:, j]) if len(starts) else np.zeros(0)
             pos, neg = np.clip(values, 0, None), np.clip(values, None, 0)
-            ax.bar(starts, pos, width=widths, bottom=pos_bottom, align="edge", color=MODALITY_COLORS.get(m),
-                   linewidth=0, label=m)
-            ax.bar(starts, neg, width=widths, bottom=neg_bottom, align="edge", color=MODALITY_COLORS.get(m),
-                   linewidth=0)
+            color = MODALITY_COLORS.get(m, "#777777")
+            marks += _rects(ax, x0, x1, pos_bottom, pos_bottom + pos, color)
+            marks += _rects(ax, x0, x1, neg_bottom, neg_bottom + neg, color)
+            handles.append(Patch(facecolor=color, label=m))
             pos_bottom += pos
             neg_bottom += neg
         ax.axhline(0.0, color="#666666", linewidth=0.8)
@@ -111,8 +127,8 @@ def segment_contributions_chart(starts: Sequence[float], ends: Sequence[float],
         bottom = min(-0.25, float(np.nanmin(neg_bottom, initial=0.0)) * 1.15)
         ax.set_ylim(bottom, top)
         _time_axis(ax, max([duration, *ends]) if len(ends) else duration)
-        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=len(modalities), frameon=False)
-        return _data_uri(fig, 2 * len(starts) * len(modalities))
+        ax.legend(handles=handles, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=len(modalities), frameon=False)
+        return _data_uri(fig, marks)
 
 
 def recording_contributions_chart(values: dict[str, float]) -> str:
@@ -128,7 +144,7 @@ def recording_contributions_chart(values: dict[str, float]) -> str:
         lim = max(0.25, max((abs(v) for v in nums), default=0.0)) * 1.35
         ax.set_xlim(-lim, lim)
         for y, v in enumerate(nums):
-            ax.annotate(f"{v:+.3f}", (v, y), xytext=(4 if v >= 0 else -4, 0), textcoords="offset points",
+            ax.annotate(fmt(v, 3, signed=True), (v, y), xytext=(4 if v >= 0 else -4, 0), textcoords="offset points",
                         ha="left" if v >= 0 else "right", va="center")
         ax.invert_yaxis()
         ax.set_xlabel("duration-weighted mean Shapley contribution")

@@ -33,7 +33,10 @@ def fmt(value: Any, digits: int = 3, signed: bool = False, scale: float = 1.0) -
     f = finite(value)
     if f is None:
         return DASH
-    return f"{f * scale:{'+' if signed else ''}.{digits}f}"
+    f *= scale
+    if round(f, digits) == 0:
+        f = 0.0  # no "-0.000"
+    return f"{f:{'+' if signed else ''}.{digits}f}"
 
 
 def num_cell(value: Any, digits: int = 3, signed: bool = False, scale: float = 1.0, cls: str = "") -> str:

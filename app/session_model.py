@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -212,6 +212,27 @@ class AnalysisSession:
     def export_csv(self, path: str | Path) -> Path:
         self.result.to_csv(path)
         return Path(path)
+
+    def write_report(self, path: str | Path, load_engine: "Callable[[str], InferenceEngine] | None" = None) -> Path:
+        """The shareable HTML report (core.report), with the missing-rate curve the app computed, or
+        computed now from the cached features. Runs on a worker thread (File ▸ Export ▸ Report).
+        `load_engine(model)`: where to get the model while the session has none yet; the app passes its
+        ModelCache so that the report and the app share one model (two copies loading the text encoder
+        at once on two threads trip over transformers' lazy imports)."""
+        from core.output_paths import check_output_files
+        from core.report import ReportInputs, missing_curve_for, write_recording_report
+
+        check_output_files([("report", path)], [self.source_path])
+        engine = self.engine
+        if engine is None and load_engine is not None and self.cached_missing_curve is None:
+            try:
+                engine = load_engine(self.model_name)
+            except MSAError:
+                engine = None  # the report says why there is no curve
+        curve = missing_curve_for(self.result, precomputed=self.cached_missing_curve, features=self.features,
+                                  engine=engine)
+        source = f"MSA Studio app, analysis of {Path(self.source_path).name}" if self.source_path else "MSA Studio app"
+        return write_recording_report(path, self.result, ReportInputs(missing_curve=curve, source=source))
 
     def save(self, path: str | Path) -> Path:
         from core.session import save_session

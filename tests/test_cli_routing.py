@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 import cli.main as cli_main
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from cli.main import main, route
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,3 +133,29 @@ def test_app_opens_a_session_given_on_the_command_line_and_exports_its_report(tm
     assert len(page.tables["transcript-table"]) == len(result.segments) + 1
     assert "missing-curve-table" in page.tables
     assert page.ids["transcript-source"] == "speech recognition (no transcript file)"
+
+
+def test_app_analysis_uses_the_sidecar_unless_the_file_menu_turns_it_off(qapp, tmp_path: Path) -> None:
+    from PySide6.QtCore import QSettings
+
+    from app.main_window import MainWindow
+    from app.workers import ModelCache
+
+    clip = _file(tmp_path / "talk.mp4")
+    srt = tmp_path / "talk.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:01,000\nhello\n", encoding="utf-8")
+    settings = QSettings(str(tmp_path / "msa.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(settings=settings, cache=ModelCache(), preload=False)
+    try:
+        assert w.sidecar_action.isChecked()  # on by default
+        w.analyze(str(clip))
+        assert w.job.transcript == str(srt)
+        w.cancel_analysis()
+        w.sidecar_action.trigger()  # the user unticks it: remembered
+        assert settings.value("use_sidecar_transcripts", type=bool) is False
+        w.analyze(str(clip))
+        assert w.job.transcript is None
+        w.cancel_analysis()
+        assert not w.export_report_action.isEnabled()  # nothing to report yet
+    finally:
+        w.close()

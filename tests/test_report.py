@@ -142,6 +142,16 @@ def test_fixture_card_text_is_escaped_in_the_page(monkeypatch) -> None:
     assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
+def test_charts_with_very_many_marks_are_embedded_as_png(monkeypatch) -> None:
+    from core.report import charts
+
+    html = build_recording_report(hand_made_result(30))
+    assert "data:image/png" not in html and html.count("data:image/svg+xml;base64,") == 3
+    monkeypatch.setattr(charts, "MAX_VECTOR_MARKS", 60)  # 30 x 3 bars exceed it; 30 strokes + 20 bands do not
+    html = build_recording_report(hand_made_result(30))
+    assert html.count("data:image/png;base64,") == 1 and html.count("data:image/svg+xml;base64,") == 2
+
+
 def test_nulls_are_dashes_and_text_instead_of_numbers_is_one_clear_error() -> None:
     result = hand_made_result(4)
     result.segments[1].score = None  # how the JSON stores NaN

@@ -89,6 +89,32 @@ def test_batch_redoes_a_file_when_its_sidecar_appears_changes_or_is_turned_off(t
     assert [rel for rel, _ in plan_batch(root, out, on)[0]] == ["a.mp4"]  # edited transcript: redo
 
 
+def test_shipped_files_carry_their_sidecar_to_the_worker(tmp_path: Path) -> None:
+    """Ray --ship-files: the worker analyses a temp copy; the sidecar's bytes travel with it, land next
+    to the copy under its own name, and the result names the original sidecar, not the temp path."""
+    from core.batch import FileAnalyzer
+    from core.transcripts import load_transcript
+
+    class Worker(FileAnalyzer):
+        def __init__(self) -> None:  # no models: only the payload plumbing is under test
+            self.options = BatchOptions()
+
+        def analyze(self, path, ctx=None):
+            choice = choose_transcript(path, use_sidecar=self.options.sidecar_transcripts)
+            text = " ".join(seg.text for seg in load_transcript(choice.path)) if choice.path else ""
+            result, cached = FakeAnalyzer().analyze(path)
+            result.recording["transcript"] = choice.record()
+            result.segments[0].text = text
+            return result, cached
+
+    srt = _touch(tmp_path / "talk.srt", SRT)
+    payload = Worker().analyze_payload(str(tmp_path / "talk.mp4"), b"media bytes", sidecar=(str(srt), srt.read_bytes()))
+    assert payload["ok"], payload
+    result = AnalysisResult.from_dict(payload["result"])
+    assert result.recording["transcript"] == {"source": "sidecar", "path": str(srt), "format": "srt"}
+    assert result.segments[0].text == SIDECAR_TEXT
+
+
 # ---------------------------------------------------------------------- real pipeline
 
 

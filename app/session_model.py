@@ -7,6 +7,7 @@ features; nothing here decodes media or runs ASR/face tracking again.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -45,6 +46,10 @@ class AnalysisSession:
         self.source_path = source_path or str(result.recording.get("path", ""))
         self._mask_cache: dict[str, np.ndarray] = {}
         self._missing_curve: list[dict[str, float]] | None = None
+        # One missing-rate curve computation at a time (the Robustness tab's and a report's): two at
+        # once would load the text encoder twice on two threads, which transformers' lazy imports
+        # do not survive ("cannot import name 'AutoModel'").
+        self._curve_lock = threading.Lock()
 
     # ------------------------------------------------------------------------------ basics
     @property
@@ -124,14 +129,15 @@ class AnalysisSession:
 
     def missing_curve(self, rates=None, seeds=(1, 2, 3)) -> list[dict[str, float]]:
         """Random-missing-rate curve (LNLN protocol, seeded) on this recording; cached."""
-        if self._missing_curve is None:
-            from core.analysis import random_missing_curve
+        with self._curve_lock:
+            if self._missing_curve is None:
+                from core.analysis import random_missing_curve
 
-            kwargs: dict[str, Any] = {"seeds": tuple(seeds)}
-            if rates is not None:
-                kwargs["rates"] = rates
-            self._missing_curve = random_missing_curve(self._require_engine(), self.features.features, **kwargs)
-        return self._missing_curve
+                kwargs: dict[str, Any] = {"seeds": tuple(seeds)}
+                if rates is not None:
+                    kwargs["rates"] = rates
+                self._missing_curve = random_missing_curve(self._require_engine(), self.features.features, **kwargs)
+            return self._missing_curve
 
     @property
     def cached_missing_curve(self) -> list[dict[str, float]] | None:
@@ -216,21 +222,21 @@ class AnalysisSession:
     def write_report(self, path: str | Path, load_engine: "Callable[[str], InferenceEngine] | None" = None) -> Path:
         """The shareable HTML report (core.report), with the missing-rate curve the app computed, or
         computed now from the cached features. Runs on a worker thread (File ▸ Export ▸ Report).
-        `load_engine(model)`: where to get the model while the session has none yet; the app passes its
-        ModelCache so that the report and the app share one model (two copies loading the text encoder
-        at once on two threads trip over transformers' lazy imports)."""
+        `load_engine(model)`: where to get the model while the session has none yet (the app passes its
+        ModelCache, so the report does not load a second copy)."""
         from core.output_paths import check_output_files
         from core.report import ReportInputs, missing_curve_for, write_recording_report
 
         check_output_files([("report", path)], [self.source_path])
-        engine = self.engine
-        if engine is None and load_engine is not None and self.cached_missing_curve is None:
-            try:
-                engine = load_engine(self.model_name)
-            except MSAError:
-                engine = None  # the report says why there is no curve
-        curve = missing_curve_for(self.result, precomputed=self.cached_missing_curve, features=self.features,
-                                  engine=engine)
+        with self._curve_lock:  # waits for a curve the app is computing, then uses it
+            engine = self.engine
+            if engine is None and load_engine is not None and self._missing_curve is None:
+                try:
+                    engine = load_engine(self.model_name)
+                except MSAError:
+                    engine = None  # the report says why there is no curve
+            curve = missing_curve_for(self.result, precomputed=self._missing_curve, features=self.features,
+                                      engine=engine)
         source = f"MSA Studio app, analysis of {Path(self.source_path).name}" if self.source_path else "MSA Studio app"
         return write_recording_report(path, self.result, ReportInputs(missing_curve=curve, source=source))
 

@@ -80,7 +80,8 @@ _INLINE = [
 ]
 
 
-def _inline(text: str) -> str:
+def inline_markdown(text: str) -> str:
+    """One line of Markdown (bold, italics, code, link text) as safe HTML."""
     out = esc(text)  # escape first: the patterns only add our own tags
     for pattern, repl in _INLINE:
         out = pattern.sub(repl, out)
@@ -97,10 +98,10 @@ def markdown(text: str | None) -> str:
 
     def flush() -> None:
         if para:
-            blocks.append(f"<p>{_inline(' '.join(para))}</p>")
+            blocks.append(f"<p>{inline_markdown(' '.join(para))}</p>")
             para.clear()
         if items:
-            blocks.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in items) + "</ul>")
+            blocks.append("<ul>" + "".join(f"<li>{inline_markdown(i)}</li>" for i in items) + "</ul>")
             items.clear()
 
     for raw in text.split("\n"):
@@ -116,7 +117,7 @@ def markdown(text: str | None) -> str:
             items[-1] += " " + line  # continuation of a wrapped bullet
         elif line.startswith("#"):
             flush()
-            blocks.append(f"<p><strong>{_inline(line.lstrip('#').strip())}</strong></p>")
+            blocks.append(f"<p><strong>{inline_markdown(line.lstrip('#').strip())}</strong></p>")
         else:
             if items:
                 flush()
@@ -178,4 +179,5 @@ def page(title: str, body: str, script: str = "") -> str:
     )
 
 
-__all__ = ["DASH", "esc", "finite", "fmt", "num_cell", "text_cell", "table", "definition_list", "markdown", "page"]
+__all__ = ["DASH", "esc", "finite", "fmt", "num_cell", "text_cell", "table", "definition_list", "inline_markdown",
+           "markdown", "page"]

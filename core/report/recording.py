@@ -20,7 +20,7 @@ import numpy as np
 
 from core.report import charts
 from core.report.markup import (
-    definition_list, esc, finite, fmt, markdown, num_cell, page, table, text_cell,
+    definition_list, esc, finite, fmt, inline_markdown, markdown, num_cell, page, table, text_cell,
 )
 from core.report.missing_curve import MissingCurve
 from core.report.model_card import CardLookup, card_for_model
@@ -179,7 +179,7 @@ def _model_card(result: "AnalysisResult", lookup: CardLookup) -> str:
     missing = "<p class=\"note\">(not stated in the card)</p>"
     return (
         f'<div id="model-card">'
-        f"{definition_list([('model', esc(card.name or result.model.get('name', '?'))), ('licence of the weights', esc(card.licence or 'not stated in the card'))])}"
+        f"{definition_list([('model', inline_markdown(card.name or str(result.model.get('name', '?')))), ('licence of the weights', inline_markdown(card.licence or 'not stated in the card'))])}"
         f"<h3>Training data</h3>{markdown(card.training_data) or missing}"
         f"<h3>Known limits</h3>{markdown(card.known_limits) or missing}"
         f'<p class="note">From {esc(lookup.note)}.</p></div>'

@@ -3,6 +3,10 @@
 Sources and the analyzer run on their own threads; this object re-emits their results as Qt
 signals (delivered on the GUI thread) and keeps only the newest preview frame, which a GUI timer
 paints at ~15 fps, so a fast camera can never flood the event loop.
+
+`stop()` also aborts a start still in progress (loading models, opening devices): the start thread
+notices at its next step and releases what it opened, so closing the window while live mode is
+starting leaves nothing running. `wait_finished()` waits for the start and the post-stop work.
 """
 from __future__ import annotations
 
@@ -15,6 +19,10 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from core.errors import MSAError
+
+
+class _StartAborted(Exception):
+    """stop() was called while start() was still loading models or opening devices."""
 
 
 @dataclass
@@ -51,6 +59,10 @@ class LiveController(QObject):
         self._latest_landmarks: np.ndarray | None = None
         self._frame_lock = threading.Lock()
         self._starting = False
+        self._start_thread: threading.Thread | None = None
+        self._abort_start = threading.Event()
+        # Guards the hand-over of the started parts against a concurrent stop().
+        self._parts_lock = threading.Lock()
         self.recorded_files: list[Path] = []
         self._finishing: threading.Thread | None = None
         self.plot_lags: list[float] = []
@@ -69,22 +81,33 @@ class LiveController(QObject):
             return
         self._starting = True
         self.config = config
-        threading.Thread(target=self._start_worker, args=(config,), name="live-start", daemon=True).start()
+        self._abort_start = abort = threading.Event()
+        self._start_thread = threading.Thread(target=self._start_worker, args=(config, abort), name="live-start",
+                                              daemon=True)
+        self._start_thread.start()
 
-    def _start_worker(self, config: LiveConfig) -> None:
+    def _start_worker(self, config: LiveConfig, abort: threading.Event) -> None:
         from core.live import LiveAnalyzer, PipelineLiveComponents
         from core.live_sources import ArrayAudioSource, CameraSource, LiveRecorder, MicSource
 
+        def check() -> None:
+            if abort.is_set():
+                raise _StartAborted()
+
         analyzer = components = camera = mic = recorder = None
         try:
+            check()
             engine = self.cache.engine(config.model, config.device)
+            check()
             pipeline = self.cache.pipeline(engine.spec, engine.device)
             components = PipelineLiveComponents(pipeline)
             analyzer = LiveAnalyzer(
                 engine, components, window=config.window, hop=config.hop,
                 on_result=self.resultReady.emit, on_error=self.warning.emit, on_landmarks=self._on_landmarks,
             )
+            check()
             analyzer.warm_up()
+            check()
             recorder = LiveRecorder(config.record_path) if config.record_path else None
             live, rec = analyzer, recorder  # non-optional names for the closures below
 
@@ -111,34 +134,49 @@ class LiveController(QObject):
             for src in (camera, mic):
                 if src is not None:
                     src.start()
-            self._check_sources(camera, mic)
+            self._check_sources(camera, mic, abort=abort)
             # Start scoring only once the devices deliver: the analyzer's first hop then waits
             # for the face tracker's warm-in on real frames instead of racing the camera's connect.
             analyzer.start()
+            with self._parts_lock:
+                check()  # past this point stop() sees the parts and stops them itself
+                self.analyzer, self.components, self.camera, self.mic, self.recorder = (
+                    analyzer, components, camera, mic, recorder)
+                self.plot_lags = []
+                self._starting = False
+        except _StartAborted:
+            self._release(camera, mic, analyzer, recorder, components)
+            self._starting = False
+            self.stopped.emit()
+            return
         except Exception as exc:  # MSAError for user-facing problems; device libraries raise anything
-            for part in (camera, mic, analyzer):
-                if part is not None:
-                    part.stop(0.5)
-            if recorder is not None:
-                recorder.close()
-            if components is not None:
-                components.close()
+            self._release(camera, mic, analyzer, recorder, components)
             self._starting = False
             self.failed.emit(str(exc) if isinstance(exc, MSAError) else f"{exc.__class__.__name__}: {exc}")
             return
-        self.analyzer, self.components, self.camera, self.mic, self.recorder = analyzer, components, camera, mic, recorder
-        self.plot_lags = []
-        self._starting = False
         self.started.emit()
 
     @staticmethod
-    def _check_sources(camera, mic, timeout: float = 12.0) -> None:
+    def _release(camera, mic, analyzer, recorder, components) -> None:
+        """Undo a start that failed or was aborted half-way."""
+        for part in (camera, mic, analyzer):
+            if part is not None:
+                part.stop(0.5)
+        if recorder is not None:
+            recorder.close()
+        if components is not None:
+            components.close()
+
+    @staticmethod
+    def _check_sources(camera, mic, timeout: float = 12.0, abort: threading.Event | None = None) -> None:
         """Fail start() with a readable message when a device cannot be opened, instead of
         running with a dead source (connection refused, busy camera, unknown PulseAudio source)."""
         from core.live_sources import LiveSourceError
 
         deadline = time.monotonic() + timeout
         while camera is not None and not camera.opened.is_set() and camera.error is None:
+            if abort is not None and abort.is_set():
+                raise _StartAborted()
             if time.monotonic() > deadline:
                 raise LiveSourceError(f"camera {camera.spec!r} did not open within {timeout:.0f} s")
             time.sleep(0.05)
@@ -153,16 +191,20 @@ class LiveController(QObject):
         """Stop sources and analysis; True when every thread ended within `timeout` seconds.
 
         Finishing the recording (muxing with ffmpeg) and releasing the face tracker happen on a
-        background thread afterwards, so the UI is back at once; `recordingSaved` follows."""
+        background thread afterwards, so the UI is back at once; `recordingSaved` follows.
+        A start still in progress is aborted (see the module docstring)."""
         deadline = time.monotonic() + timeout
         ok = True
-        for src in (self.camera, self.mic):
+        with self._parts_lock:
+            self._abort_start.set()
+            camera, mic = self.camera, self.mic
+            analyzer, recorder, components = self.analyzer, self.recorder, self.components
+            self.analyzer = self.camera = self.mic = self.recorder = self.components = None
+        for src in (camera, mic):
             if src is not None:
                 ok &= src.stop(max(0.05, deadline - time.monotonic()))
-        analyzer, recorder, components = self.analyzer, self.recorder, self.components
         if analyzer is not None:
             ok &= analyzer.stop(max(0.05, deadline - time.monotonic()))
-        self.analyzer = self.camera = self.mic = self.recorder = self.components = None
         with self._frame_lock:
             self._latest_frame = None
         if recorder is not None or components is not None:
@@ -186,11 +228,16 @@ class LiveController(QObject):
             self.recordingSaved.emit([str(p) for p in self.recorded_files])
 
     def wait_finished(self, timeout: float = 30.0) -> bool:
-        """Block until the post-stop work (recording mux) is done; for tests and app exit."""
-        if self._finishing is not None:
-            self._finishing.join(timeout)
-            return not self._finishing.is_alive()
-        return True
+        """Block until an aborted start and the post-stop work (recording mux) are done; for
+        tests and app exit. True when nothing of live mode is still running."""
+        from app.workers import join_thread
+
+        deadline = time.monotonic() + timeout
+        return all([join_thread(t, deadline) for t in self.threads()])
+
+    def threads(self) -> list[threading.Thread]:
+        """The controller's own threads (start, post-stop work) that may still run."""
+        return [t for t in (self._start_thread, self._finishing) if t is not None]
 
     # --------------------------------------------------------------------------- polling
     def _on_landmarks(self, t: float, landmarks: np.ndarray | None) -> None:  # noqa: ARG002

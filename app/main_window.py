@@ -1,8 +1,18 @@
-"""Main window: wires the panels to the view-models and workers. No analysis logic here."""
+"""Main window: wires the panels to the view-models and workers. No analysis logic here.
+
+Lifecycle: closing the window asks every worker to stop (analysis job, background tasks, live
+mode, the player) without blocking the UI; `wait_for_workers()` then waits for their threads, which
+app.main does after the event loop ends and before the interpreter exits (see app/workers.py).
+
+Model chooser: the panels only ever show a result scored by the model and device the toolbar
+shows. A switch re-scores the cached features in the background; an analysis that finishes after
+the chooser changed is re-scored before it is shown; of several quick switches the last one wins.
+"""
 from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -31,7 +41,7 @@ from app.widgets.style import setup_pyqtgraph
 from app.widgets.timeline import SentimentTimeline
 from app.widgets.transcript import TranscriptTable
 from app.widgets.video_player import VideoPlayer
-from app.workers import AnalysisJob, ModelCache, Task
+from app.workers import AnalysisJob, ModelCache, Task, join_thread
 from core.shapley import mask_key
 from core.transcripts import TranscriptChoice, choose_transcript
 
@@ -61,7 +71,11 @@ class MainWindow(QMainWindow):
         self.cache = cache or ModelCache()
         self.session: AnalysisSession | None = None
         self.job: AnalysisJob | None = None
+        self.jobs: list[AnalysisJob] = []  # every job whose thread may still run, cancelled ones too
         self.tasks: list[Task] = []
+        # A finished analysis held back while it is re-scored for a model chosen during it.
+        self._pending_session: AnalysisSession | None = None
+        self._rescore_generation = 0
         self.keep = ALL
         self._transcript = TranscriptChoice(None, "asr")  # of the analysis running or shown last
         self.last_error = ""
@@ -249,10 +263,10 @@ class MainWindow(QMainWindow):
     def is_busy(self) -> bool:
         return (self.job is not None and self.job.is_running()) or any(t.is_running() for t in self.tasks)
 
-    def _run_task(self, fn, on_done, name: str, on_fail=None) -> Task:
+    def _run_task(self, fn, on_done, name: str, on_fail=None, cancel=None) -> Task:
         # No Qt parent: a task may outlive the window (closing mid-task must not delete the
         # QObject a worker thread is about to emit from); self.tasks keeps it alive.
-        task = Task(fn, name=name)
+        task = Task(fn, name=name, cancel=cancel)
         self.tasks = [t for t in self.tasks if t.is_running()] + [task]
 
         def failed(msg: str) -> None:
@@ -285,7 +299,9 @@ class MainWindow(QMainWindow):
             if not self.is_busy():
                 self.status("Ready: open a recording (File ▸ Open, drag and drop) or switch to Live")
 
-        self.preload_task = self._run_task(lambda: self.cache.preload(model, device), done, "preloading models")
+        stop = threading.Event()
+        self.preload_task = self._run_task(lambda: self.cache.preload(model, device, cancel=stop), done,
+                                           "preloading models", cancel=stop.set)
         return self.preload_task
 
     # ======================================================================== opening files
@@ -325,6 +341,7 @@ class MainWindow(QMainWindow):
     def analyze(self, path: str) -> None:
         if self.job is not None and self.job.is_running():
             self.cancel_analysis()
+        self._pending_session = None
         self._clear_session()
         self.player.load(path)
         self.progress.reset(f"Analysing {Path(path).name}…")
@@ -337,6 +354,7 @@ class MainWindow(QMainWindow):
         job.failed.connect(self._on_job_failed)
         job.cancelled.connect(self._on_job_cancelled)
         self.job = job
+        self.jobs = [j for j in self.jobs if j.is_running()] + [job]
         self.status(f"Analysing {path} with {self.model_name} on {self.device_name}…")
         self.busyChanged.emit(True)
         job.start()
@@ -345,6 +363,12 @@ class MainWindow(QMainWindow):
         """Cancel: the UI is idle immediately; the worker stops at its next check (< 1 s)."""
         job = self.job
         if job is None:
+            if self._pending_session is not None:  # cancelled while re-scoring it for a new model
+                self._pending_session = None
+                self._rescore_generation += 1
+                self.progress.setVisible(False)
+                self.status("Analysis cancelled")
+                self.busyChanged.emit(False)
             return
         job.cancel()
         self.job = None
@@ -361,6 +385,16 @@ class MainWindow(QMainWindow):
         if self.sender() is not self.job:
             return  # a cancelled or superseded job finishing late
         self.job = None
+        if not self._scored_as_chosen(session):
+            # The chooser changed during the analysis: show the result only once it is re-scored.
+            self._pending_session = session
+            self.progress.update_stage("model", 1.0, f"re-scoring with {self.model_name}")
+            self._rescore(session)
+            return
+        self._show_analysed(session)
+
+    def _show_analysed(self, session: AnalysisSession) -> None:
+        self._pending_session = None
         self.progress.setVisible(False)
         self.busyChanged.emit(False)
         self.set_session(session)
@@ -397,20 +431,27 @@ class MainWindow(QMainWindow):
         else:
             self.player.unload()
             self.player.canvas.placeholder = "Recording not found (results and features are loaded)"
+        self._show_chooser_of(session)  # the model the saved result came from, if this build has it
         self.set_session(session)
         self.status(f"Opened session {Path(path).name} (no re-extraction)")
         # Load the model in the background so masks, edits and the missing-rate curve work.
-        name = session.model_name if session.model_name in self._model_names() else self.model_name
+        name, device = self.model_name, self.device_name
 
         def load():
-            engine = self.cache.engine(name, self.device_name)
+            engine = self.cache.engine(name, device)
             pipeline = self.cache.pipeline(session.features.spec, engine.device)
             return engine, pipeline
 
         def done(pair):
-            if self.session is session:
-                session.engine, session.pipeline = pair
+            engine, pipeline = pair
+            if self.session is not session or session.engine is not None:
+                return  # another file is shown, or a model switch meanwhile set the engine
+            session.pipeline = session.pipeline or pipeline
+            if engine.model_name == session.model_name:
+                session.engine = engine
                 self.compute_missing_curve()
+            else:  # a model this build does not have: score with the chosen one instead
+                self._rescore(session)
 
         self._run_task(load, done, "loading model")
 
@@ -489,36 +530,84 @@ class MainWindow(QMainWindow):
             return
         self.robustness.set_curve_busy(True)
 
+        engine = s.engine
+
         def done(curve):
             self.robustness.set_curve_busy(False)
-            if self.session is s:
+            if self.session is s and s.engine is engine:  # not for a model switched away from
                 self.robustness.set_curve(curve)
 
-        self._run_task(s.missing_curve, done, "missing-rate curve",
+        self._run_task(lambda: s.missing_curve(engine=engine), done, "missing-rate curve",
                        on_fail=lambda msg: self.robustness.set_curve_busy(False, f"failed: {msg}"))
 
     # ======================================================================= model switch
+    def _scored_as_chosen(self, s: AnalysisSession) -> bool:
+        """Whether `s` holds scores of the model (and device) the toolbar shows."""
+        from core.devices import resolve_device
+
+        if s.model_name != self.model_name:
+            return False
+        return s.engine is None or s.engine.device == resolve_device(self.device_name)
+
     def switch_model(self) -> None:
-        s = self.session
+        s = self.session or self._pending_session
         if s is None:
+            if self.job is not None:
+                self.status(f"The analysis will be scored with {self.model_name} when it finishes")
             return
+        if self._scored_as_chosen(s) and s.engine is not None:
+            self._rescore_generation += 1  # back to the shown model: drop a re-score in flight
+            self.status(f"Scored with {self.model_name} on {self.device_name}")
+            return
+        self._rescore(s)
+
+    def _rescore(self, s: AnalysisSession) -> None:
+        """Score `s`'s cached features with the chosen model in the background (no re-extraction);
+        the result is applied only if nothing was chosen since (the newest choice wins)."""
+        from core.analyzer import result_from_features
+
         model, device = self.model_name, self.device_name
+        self._rescore_generation += 1
+        generation = self._rescore_generation
         self.status(f"Re-scoring cached features with {model} on {device}…")
 
         def work():
             engine = self.cache.engine(model, device)
-            s.rescore(engine)
-            if s.pipeline is None:
-                s.pipeline = self.cache.pipeline(s.features.spec, engine.device)
-            return s
+            pipeline = s.pipeline or self.cache.pipeline(s.features.spec, engine.device)
+            return engine, pipeline, result_from_features(s.features, engine)
 
-        def done(sess):
-            if self.session is sess:
+        def done(out):
+            if generation != self._rescore_generation:
+                return  # another model was chosen meanwhile; its re-score is on its way
+            engine, pipeline, result = out
+            s.apply_rescore(result, engine)
+            s.pipeline = pipeline
+            if s is self._pending_session:
+                self._show_analysed(s)
+            elif s is self.session:
                 self.refresh_panels()
-                self.status(f"Re-scored with {model} on {device} (no re-extraction)")
                 self.compute_missing_curve()
+            self.status(f"Re-scored with {model} on {device} (no re-extraction)")
 
-        self._run_task(work, done, "model switch")
+        def failed(msg: str) -> None:
+            if generation != self._rescore_generation:
+                return
+            # Keep the result on screen and put the chooser back to the model that made it.
+            self._show_chooser_of(s)
+            self._error(f"Could not score with {model} on {device}: {msg}")
+            if s is self._pending_session:
+                self._show_analysed(s)
+
+        self._run_task(work, done, "model switch", on_fail=failed)
+
+    def _show_chooser_of(self, s: AnalysisSession) -> None:
+        """Set the toolbar to the model (and device) that scored `s`, without re-scoring."""
+        for combo, value in ((self.model_combo, s.model_name), (self.device_combo, s.engine.device if s.engine else None)):
+            index = combo.findData(value)
+            if index >= 0:
+                combo.blockSignals(True)
+                combo.setCurrentIndex(index)
+                combo.blockSignals(False)
 
     # ====================================================================== text edits
     def edit_segment_text(self, index: int, text: str) -> None:
@@ -723,16 +812,35 @@ class MainWindow(QMainWindow):
                           "MSA Studio: multimodal (text, audio, face) sentiment analysis of recordings and live input.")
 
     def closeEvent(self, event) -> None:  # noqa: N802
-        job = self.job
-        if job is not None:
-            self.cancel_analysis()
-        self.live.stop(timeout=1.0)
-        self.live.wait_finished(10.0)  # let a recording finish muxing before the process exits
-        self.preview_timer.stop()
-        self.player.unload()
-        # Give a cancelled job a moment to unwind so native libraries are not torn down under
-        # a running thread at interpreter exit.
-        if job is not None and job.thread is not None:
-            job.thread.join(2.0)
+        self.request_stop()
         super().closeEvent(event)
 
+    def request_stop(self) -> None:
+        """Ask every worker to stop; returns at once (live sources get up to 1 s)."""
+        if self.job is not None:
+            self.cancel_analysis()
+        for job in self.jobs:
+            job.cancel()
+        for task in self.tasks:
+            task.cancel()
+        self._rescore_generation += 1  # a re-score finishing now is not shown any more
+        self.live.stop(timeout=1.0)
+        self.preview_timer.stop()
+        self.player.unload()
+
+    def wait_for_workers(self, timeout: float) -> bool:
+        """Wait until every worker thread has ended (a recording finishes muxing, a cancelled
+        analysis unwinds, a preload finishes its current step); False if any is still running
+        after `timeout` seconds. Call after request_stop() (closing the window calls it)."""
+        deadline = time.monotonic() + timeout
+        for thread in self._worker_threads():
+            join_thread(thread, deadline)
+        return not self.running_workers()
+
+    def running_workers(self) -> list[str]:
+        """Names of the worker threads still running."""
+        return [t.name for t in self._worker_threads() if t.is_alive()]
+
+    def _worker_threads(self) -> list[threading.Thread]:
+        threads = [j.thread for j in self.jobs] + [t.thread for t in self.tasks] + self.live.threads()
+        return [t for t in threads if t is not None]

@@ -35,17 +35,15 @@ class AnalysisSession:
         pipeline: "FeaturePipeline | None" = None,
         source_path: str | None = None,
     ) -> None:
-        if len(result.segments) != len(features.features):
-            raise MSAError(
-                f"result has {len(result.segments)} segments but the features have {len(features.features)}"
-            )
+        _require_same_length(result, features)
         self.result = result
         self.features = features
         self.engine = engine
         self.pipeline = pipeline
         self.source_path = source_path or str(result.recording.get("path", ""))
         self._mask_cache: dict[str, np.ndarray] = {}
-        self._missing_curve: list[dict[str, float]] | None = None
+        # (engine, curve): a curve is only valid for the engine that computed it.
+        self._missing_curve: tuple[Any, list[dict[str, float]]] | None = None
         # One missing-rate curve computation at a time (the Robustness tab's and a report's): two at
         # once would load the text encoder twice on two threads, which transformers' lazy imports
         # do not survive ("cannot import name 'AutoModel'").
@@ -127,21 +125,31 @@ class AnalysisSession:
 
         return degradation_summary(self.scores(ALL), self.scores(keep))
 
-    def missing_curve(self, rates=None, seeds=(1, 2, 3)) -> list[dict[str, float]]:
-        """Random-missing-rate curve (LNLN protocol, seeded) on this recording; cached."""
-        with self._curve_lock:
-            if self._missing_curve is None:
-                from core.analysis import random_missing_curve
+    def missing_curve(self, rates=None, seeds=(1, 2, 3), engine: "InferenceEngine | None" = None) -> list[dict[str, float]]:
+        """Random-missing-rate curve (LNLN protocol, seeded) on this recording; cached.
 
-                kwargs: dict[str, Any] = {"seeds": tuple(seeds)}
-                if rates is not None:
-                    kwargs["rates"] = rates
-                self._missing_curve = random_missing_curve(self._require_engine(), self.features.features, **kwargs)
-            return self._missing_curve
+        `engine`: the engine to use (default: the session's); the GUI passes the one current when
+        it started; a curve is kept with the engine that computed it, so one finishing after a model
+        switch is never taken for the new model's."""
+        engine = engine or self._require_engine()
+        with self._curve_lock:
+            cached = self.cached_missing_curve
+            if cached is not None and engine is self.engine:
+                return cached
+            from core.analysis import random_missing_curve
+
+            kwargs: dict[str, Any] = {"seeds": tuple(seeds)}
+            if rates is not None:
+                kwargs["rates"] = rates
+            curve = random_missing_curve(engine, self.features.features, **kwargs)
+            self._missing_curve = (engine, curve)
+            return curve
 
     @property
     def cached_missing_curve(self) -> list[dict[str, float]] | None:
-        return self._missing_curve
+        if self._missing_curve is None or self._missing_curve[0] is not self.engine:
+            return None
+        return self._missing_curve[1]
 
     def recording_contributions(self) -> dict[str, float]:
         from core.analysis import recording_contributions
@@ -173,9 +181,13 @@ class AnalysisSession:
         """Switch model/device: score the cached features with `engine` (no re-extraction)."""
         from core.analyzer import result_from_features
 
-        new = result_from_features(self.features, engine)
-        # Keep user-visible bookkeeping that belongs to the recording, not the model.
-        self.result = new
+        self.apply_rescore(result_from_features(self.features, engine), engine)
+
+    def apply_rescore(self, result: "AnalysisResult", engine: "InferenceEngine") -> None:
+        """Adopt a result that `engine` computed from this session's features (the GUI computes
+        it on a worker thread and applies it on the GUI thread only if it is still wanted)."""
+        _require_same_length(result, self.features)
+        self.result = result
         self.engine = engine
         self._invalidate()
 
@@ -229,13 +241,14 @@ class AnalysisSession:
 
         check_output_files([("report", path)], [self.source_path])
         with self._curve_lock:  # waits for a curve the app is computing, then uses it
+            precomputed = self.cached_missing_curve  # only one the current model computed
             engine = self.engine
-            if engine is None and load_engine is not None and self._missing_curve is None:
+            if engine is None and load_engine is not None and precomputed is None:
                 try:
                     engine = load_engine(self.model_name)
                 except MSAError:
                     engine = None  # the report says why there is no curve
-            curve = missing_curve_for(self.result, precomputed=self._missing_curve, features=self.features,
+            curve = missing_curve_for(self.result, precomputed=precomputed, features=self.features,
                                       engine=engine)
         source = f"MSA Studio app, analysis of {Path(self.source_path).name}" if self.source_path else "MSA Studio app"
         return write_recording_report(path, self.result, ReportInputs(missing_curve=curve, source=source))
@@ -267,6 +280,11 @@ class AnalysisSession:
         if s.warnings:
             parts.append("; ".join(s.warnings))
         return "\n".join(parts)
+
+
+def _require_same_length(result: "AnalysisResult", features: "RecordingFeatures") -> None:
+    if len(result.segments) != len(features.features):
+        raise MSAError(f"result has {len(result.segments)} segments but the features have {len(features.features)}")
 
 
 def keep_of(key: str) -> frozenset[str]:

@@ -8,6 +8,12 @@ Why threads and not a process: extraction is dominated by native code that relea
 (CTranslate2, MediaPipe, librosa/numpy, torch), and a thread can hand the cached features
 (hundreds of MB for long files) to the UI without pickling. Cancellation is cooperative via
 RunContext.cancel; the UI returns to idle at once and ignores anything a cancelled job still emits.
+
+Shutdown: every worker can be asked to stop (`cancel()`) and its thread waited for (`join_thread`).
+The window asks when it closes and app.main waits before the interpreter exits: a thread still inside CTranslate2,
+MediaPipe or torch while the process tears down its native libraries aborts it ("terminate called
+without an active exception"), and one still running Python code at interpreter shutdown prints
+tracebacks ("cannot schedule new futures after interpreter shutdown").
 """
 from __future__ import annotations
 
@@ -40,26 +46,39 @@ class ModelCache:
                 self._engines[key] = InferenceEngine(model, checkpoint, device=key[1])
             return self._engines[key]
 
-    def preload(self, model: str, device: str = "auto") -> None:
+    def preload(self, model: str, device: str = "auto", cancel: threading.Event | None = None) -> None:
         """Import and load everything an analysis needs (torch, transformers, Whisper, MediaPipe).
 
         Run on a background thread right after the window appears: these imports hold the GIL
         for long stretches, which is harmless while the user is choosing a file but would make
-        the UI stutter if it happened during the first analysis."""
-        engine = self.engine(model, device)
-        pipeline = self.pipeline(engine.spec, engine.device)
-        pipeline.text_encoder.encode(["warm up"])
-        _ = pipeline.asr.model
-        with pipeline.new_visual_extractor() as extractor:
-            extractor._ensure_open()
+        the UI stutter if it happened during the first analysis. `cancel` is checked between the
+        steps (each is one uninterruptible load), so closing the window stops it within one step."""
         import numpy as np
 
         from core import segmentation
 
-        # librosa JIT-compiles its numba kernels on first use: seconds of GIL-holding compile.
-        noise = (np.random.default_rng(0).standard_normal(16000) * 0.01).astype(np.float32)
-        pipeline.audio_extractor.extract(noise)
-        segmentation.speech_regions(noise, sr=16000)
+        def check() -> None:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("preloading cancelled")
+
+        def warm_audio() -> None:
+            # librosa JIT-compiles its numba kernels on first use: seconds of GIL-holding compile.
+            noise = (np.random.default_rng(0).standard_normal(16000) * 0.01).astype(np.float32)
+            pipeline.audio_extractor.extract(noise)
+            segmentation.speech_regions(noise, sr=16000)
+
+        def warm_visual() -> None:
+            with pipeline.new_visual_extractor() as extractor:
+                extractor._ensure_open()
+
+        check()
+        engine = self.engine(model, device)
+        check()
+        pipeline = self.pipeline(engine.spec, engine.device)
+        for step in (lambda: pipeline.text_encoder.encode(["warm up"]), lambda: pipeline.asr.model,
+                     warm_visual, warm_audio):
+            check()
+            step()
 
     def pipeline(self, spec, device: str = "cpu"):
         from core.pipeline import FeaturePipeline
@@ -72,16 +91,29 @@ class ModelCache:
             return self._pipelines[key]
 
 
+def join_thread(thread: threading.Thread | None, deadline: float) -> bool:
+    """Wait for `thread` until the monotonic `deadline`; True when it is not running (any more)."""
+    if thread is None:
+        return True
+    thread.join(max(0.0, deadline - time.monotonic()))
+    return not thread.is_alive()
+
+
 class Task(QObject):
-    """Run `fn()` on a daemon thread; `done(result)` or `failed(message)` arrive on the GUI thread."""
+    """Run `fn()` on a daemon thread; `done(result)` or `failed(message)` arrive on the GUI thread.
+
+    `cancel`, when given, asks `fn` to stop early (it then raises core.errors.Cancelled, and
+    neither signal follows)."""
 
     done = Signal(object)
     failed = Signal(str)
 
-    def __init__(self, fn: Callable[[], Any], name: str = "task", parent: QObject | None = None) -> None:
+    def __init__(self, fn: Callable[[], Any], name: str = "task", parent: QObject | None = None,
+                 cancel: Callable[[], None] | None = None) -> None:
         super().__init__(parent)
         self.fn = fn
         self.name = name
+        self._cancel = cancel
         self.thread: threading.Thread | None = None
         self.finished_at: float | None = None
 
@@ -90,9 +122,16 @@ class Task(QObject):
         self.thread.start()
         return self
 
+    def cancel(self) -> None:
+        if self._cancel is not None:
+            self._cancel()
+
     def _run(self) -> None:
         try:
             out = self.fn()
+        except Cancelled:
+            self.finished_at = time.monotonic()
+            return
         except MSAError as exc:
             self.finished_at = time.monotonic()
             self.failed.emit(str(exc))
@@ -161,7 +200,9 @@ class AnalysisJob(QObject):
 
         try:
             self.ctx.report("load", 0.0, f"loading model {self.model}")
+            # The cache's lock may be held by the preload for seconds: look at the flag again after.
             engine = self.cache.engine(self.model, self.device)
+            self.ctx.check()
             pipeline = self.cache.pipeline(engine.spec, engine.device)
             self.ctx.report("load", 1.0, "models ready")
             result, rec = analyze_file(

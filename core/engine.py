@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import MSAError
+from core.errors import FeatureSpecMismatch, MSAError
 from core.feature_spec import FeatureSpec, default_spec
 from core.progress import RunContext
 from core.shapley import MODALITY_ORDER, all_coalitions, mask_key, shapley_values
@@ -59,6 +59,10 @@ class InferenceEngine:
                 )
             self.meta = meta.to_dict()
             self.spec = meta.spec
+            try:
+                self.spec.require_current_version()
+            except FeatureSpecMismatch as exc:
+                raise FeatureSpecMismatch(f"checkpoint {self.checkpoint_path} was {exc}") from None
             self.untrained = False
         else:
             if not allow_untrained:

@@ -97,6 +97,16 @@ class FeatureSpec:
                 "re-extract features with the checkpoint's spec or retrain the model"
             )
 
+    def require_current_version(self) -> None:
+        """Features and checkpoints of another spec version were made by other extractors: refuse
+        them up front instead of scoring garbage."""
+        if self.version != SPEC_VERSION:
+            raise FeatureSpecMismatch(
+                f"made for FeatureSpec v{self.version}, but this MSA Studio extracts FeatureSpec v{SPEC_VERSION} "
+                f"(audio: {default_spec().audio.extractor}, visual: {default_spec().visual.extractor}); "
+                "use a checkpoint trained on v{0} features, or re-extract and retrain".format(SPEC_VERSION)
+            )
+
     def with_modality(self, m: str, **changes: Any) -> "FeatureSpec":
         return replace(self, **{m: replace(self.modality(m), **changes)})
 

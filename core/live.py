@@ -22,11 +22,12 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
 from core.errors import MSAError
+from core.extractors.asr import SpeechPass
 from core.types import Segment, SegmentFeatures
 
 log = logging.getLogger(__name__)
@@ -71,16 +72,17 @@ class LiveResult:
 class LiveComponents(Protocol):
     """What the analyzer needs from the feature pipeline; see core.live_components for the real one.
 
-    - `transcribe(audio16k) -> str`
+    - `listen(audio16k) -> (text, speech)`: the words and the Whisper pass they came from
     - `frame_features(frame_bgr) -> (vector (Dv,), face_found, landmarks (478, 2) | None)`
-    - `segment_features(text, audio16k, visual_times, visual_rows, visual_mask, start, end)
-       -> SegmentFeatures` (same layout the pipeline makes for a file segment)
+    - `segment_features(text, audio16k, speech, visual_times, visual_rows, visual_mask, start, end)
+       -> SegmentFeatures` (same layout the pipeline makes for a file segment; the audio rows reuse
+       `speech`, so the window is encoded once)
     - `visual_rate_hz`
     """
 
     visual_rate_hz: float
 
-    def transcribe(self, audio: np.ndarray) -> str: ...
+    def listen(self, audio: np.ndarray) -> tuple[str, Any]: ...
 
     def frame_features(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, bool, np.ndarray | None]: ...
 
@@ -88,6 +90,7 @@ class LiveComponents(Protocol):
         self,
         text: str,
         audio: np.ndarray,
+        speech: Any,
         visual_times: np.ndarray,
         visual_rows: np.ndarray,
         visual_mask: np.ndarray,
@@ -250,8 +253,8 @@ class LiveAnalyzer:
         if warm is not None:
             warm(self.window)
         feats = self.components.segment_features(
-            "", np.zeros(int(self.window * self.sample_rate), np.float32), np.zeros(0), [], np.zeros(0, bool),
-            0.0, self.window,
+            "", np.zeros(int(self.window * self.sample_rate), np.float32), None, np.zeros(0), [],
+            np.zeros(0, bool), 0.0, self.window,
         )
         self.engine.analyze([Segment(0.0, self.window, "", source="window")], [feats])
 
@@ -362,16 +365,17 @@ class LiveAnalyzer:
         rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if audio.size else 0.0
         level_db = 20.0 * np.log10(max(rms, 1e-5))
         has_speech = self.audio.total > 0 and level_db > SILENCE_DB
-        text = ""
+        text, speech = "", None
         if has_speech:
             t = self.clock()
-            text = self.components.transcribe(audio).strip()
+            text, speech = self.components.listen(audio)
             timings["asr"] = self.clock() - t
 
         t = self.clock()
         vt, vrows, vmask = self.visual.between(t_begin, t_end)
         feats = self.components.segment_features(
-            text, audio if self.audio.total else np.zeros(0, np.float32), vt - t_begin, vrows, vmask, 0.0, self.window
+            text, audio if self.audio.total else np.zeros(0, np.float32), speech, vt - t_begin, vrows, vmask,
+            0.0, self.window,
         )
         timings["features"] = self.clock() - t
 
@@ -423,21 +427,18 @@ class PipelineLiveComponents:
     weights) as file analysis, so live windows and file segments get identical features.
 
     ASR runs Whisper with greedy decoding and no word timestamps: the live window only needs its
-    text, and beam search + timestamp alignment roughly double the time per hop."""
+    text, and the timestamp alignment would cost time every hop."""
 
-    def __init__(self, pipeline, clock: Callable[[], float] = time.monotonic, asr_beam_size: int = 1) -> None:
+    def __init__(self, pipeline, clock: Callable[[], float] = time.monotonic) -> None:
         from core.extractors.slicing import slice_track
 
         self.pipeline = pipeline
         self.spec = pipeline.spec
         self.visual_rate_hz = float(self.spec.visual.rate_hz or 10.0)
         self.clock = clock
-        self.asr_beam_size = int(asr_beam_size)
         self._slice = slice_track
         self._visual = None
         self._visual_lock = threading.Lock()
-        self._tokenizer = None
-        self._short_context_ok = True
 
     def warm_up(self, window_s: float = 4.0) -> None:
         """Load every model now (seconds) rather than on the first hop (which would blow the lag).
@@ -451,65 +452,23 @@ class PipelineLiveComponents:
         # A voiced-sounding signal (150 Hz harmonics, syllable-rate envelope) so the decoder runs too.
         tone = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 6)) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t))
         wave = (0.1 * tone).astype(np.float32)
-        self.pipeline.audio_extractor.extract(wave)
+        asr = self.pipeline.asr
+        for _ in range(2):  # encoder and decoder directly: VAD may not call the tone speech
+            asr.decode(asr.encode(wave), word_timestamps=False, live=True)
         self.frame_features(np.zeros((64, 64, 3), np.uint8))
-        for _ in range(2):
-            self.transcribe(wave)
 
-    def transcribe(self, audio: np.ndarray) -> str:
-        """Greedy Whisper on the window with a *short encoder context*.
-
-        faster-whisper always pads the input to Whisper's 30 s context, so the encoder costs the
-        same for a 4 s window as for 30 s of audio (~1.5 s on 2 CPU cores). Whisper's encoder
-        works on shorter mel inputs too (CTranslate2 slices the positional embeddings; this is
-        whisper.cpp's "audio_ctx" trick): padding the window only to window + ~2 s makes the
-        encoder ~10x faster with the same transcripts on our test speech. If the short-context
-        call fails on some CTranslate2 build we fall back to the regular 30 s path."""
+    def listen(self, audio: np.ndarray) -> tuple[str, SpeechPass]:
+        """The window's words and the Whisper pass they came from: the same VAD pieces and
+        short-context encoder as file analysis (core.extractors.asr), without word times. The
+        pass's encoder states are the window's audio features (segment_features reuses them)."""
         wave = np.asarray(audio, dtype=np.float32).reshape(-1)
         if wave.size < SAMPLE_RATE // 10 or not np.any(wave):
-            return ""
-        model = self.pipeline.asr.model
-        if self._short_context_ok:
-            try:
-                return self._transcribe_short(model, wave)
-            except Exception as exc:  # CTranslate2 builds that insist on 3000 frames
-                log.warning("short-context Whisper failed (%s); using the 30 s context", exc)
-                self._short_context_ok = False
-        segments, _info = model.transcribe(
-            wave, language="en", beam_size=self.asr_beam_size, temperature=0.0, vad_filter=False,
-            condition_on_previous_text=False, without_timestamps=True, word_timestamps=False,
-        )
-        return " ".join(s.text.strip() for s in segments).strip()
+            return "", SpeechPass([], [])
+        speech = self.pipeline.asr.run(wave, word_timestamps=False, live=True)
+        return " ".join(s.text for s in speech.segments).strip(), speech
 
-    def _transcribe_short(self, model, wave: np.ndarray) -> str:
-        import ctranslate2
-        from faster_whisper.tokenizer import Tokenizer
-
-        if self._tokenizer is None:
-            self._tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe",
-                                        language="en" if model.model.is_multilingual else None)
-        tok = self._tokenizer
-        hop = model.feature_extractor.hop_length
-        # Pad the audio (not the mel) with ~2 s of silence, as Whisper pads its 30 s windows; keep
-        # the frame count a multiple of 100 (1 s) and within Whisper's 3000-frame limit.
-        frames = min(3000, int(np.ceil((wave.size / hop + 200) / 100.0)) * 100)
-        padded = np.zeros(frames * hop, dtype=np.float32)
-        padded[: min(wave.size, padded.size)] = wave[: padded.size]
-        mel = model.feature_extractor(padded)[:, :frames]
-        features = ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], dtype=np.float32))
-        encoded = model.model.encode(features, to_cpu=False)
-        prompt = list(tok.sot_sequence) + [tok.no_timestamps]
-        result = model.model.generate(
-            encoded, [prompt], beam_size=self.asr_beam_size, max_length=120, return_no_speech_prob=True,
-            suppress_blank=True, suppress_tokens=[-1],
-            # A window that cuts a word in half sometimes sends greedy decoding into a loop
-            # ("I love this wonder. I love this wonder. ..."); 4 s of speech never repeats a 3-gram.
-            no_repeat_ngram_size=3,
-        )[0]
-        if result.no_speech_prob > 0.6:
-            return ""  # Whisper's own "nothing was said" signal: avoids hallucinated filler
-        ids = [i for i in result.sequences_ids[0] if i < tok.eot]
-        return tok.decode(ids).strip()
+    def transcribe(self, audio: np.ndarray) -> str:
+        return self.listen(audio)[0]
 
     def frame_features(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, bool, np.ndarray | None]:
         with self._visual_lock:
@@ -524,6 +483,7 @@ class PipelineLiveComponents:
         self,
         text: str,
         audio: np.ndarray,
+        speech: SpeechPass | None,
         visual_times: np.ndarray,
         visual_rows: list[np.ndarray],
         visual_mask: np.ndarray,
@@ -532,7 +492,8 @@ class PipelineLiveComponents:
     ) -> SegmentFeatures:
         a_spec, v_spec = self.spec.audio, self.spec.visual
         if audio is not None and len(audio):
-            track = self.pipeline.audio_extractor.extract(audio)
+            # a silent window was never heard: an empty pass gives the Whisper extractor no rows
+            track = self.pipeline.audio_extractor.extract(audio, speech=speech or SpeechPass([], []))
             a, a_mask = self._slice(track.times, track.features, start, end, a_spec.max_len)
         else:
             a, a_mask = np.zeros((1, a_spec.dim), np.float32), np.zeros(1, bool)

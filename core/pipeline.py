@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import FeatureSpecMismatch, MediaError
+from core.errors import MediaError
+from core.extractors.asr import SpeechPass
 from core.extractors.slicing import slice_track
 from core.feature_spec import FeatureSpec, default_spec
 from core.progress import RunContext
@@ -44,9 +45,8 @@ class RecordingFeatures:
 
 
 class FeaturePipeline:
-    """Builds the extractors named by a FeatureSpec (lazily: the first use loads the weights)."""
-
-    SUPPORTED = {"text": ("minilm-l6",), "audio": ("librosa-v1",), "visual": ("mediapipe-face-v1",)}
+    """Builds the extractors a FeatureSpec names, from the extractor registry (lazily: the first
+    use loads the weights)."""
 
     def __init__(
         self,
@@ -57,68 +57,28 @@ class FeaturePipeline:
         visual_workers: int | None = None,
     ) -> None:
         self.spec = spec or default_spec()
-        self._validate_spec()
         self.device = device
         self.keep_landmarks = keep_landmarks
         # None: one per core, at most 2 (the audio side needs CPU too); 1 turns the split off.
         self.visual_workers = visual_workers if visual_workers is not None else min(2, os.cpu_count() or 1)
         self.asr_options = dict(asr_options or {})
-        self._asr = None
-        self._text = None
-        self._audio = None
-        self._lock = threading.Lock()
+        # Built now from the registry (cheap: weights load on first use), so a spec that cannot be
+        # produced here fails before any work, naming the field.
+        from core.extractors import build_extractor
+        from core.extractors.asr import WhisperASR
 
-    def _validate_spec(self) -> None:
-        """Fail before any work when the spec (usually a checkpoint's) cannot be produced here."""
-        from core.extractors.audio import LibrosaAudioExtractor
-        from core.extractors.visual import MediaPipeFaceExtractor
-
-        for modality, names in self.SUPPORTED.items():
-            name = self.spec.modality(modality).extractor
-            if name not in names:
-                raise FeatureSpecMismatch(
-                    f"the feature spec asks for {modality} extractor {name!r}, which this pipeline does not "
-                    f"have (available: {', '.join(names)})"
-                )
-        text_dim = default_spec().text.dim
-        if self.spec.text.dim != text_dim:
-            raise FeatureSpecMismatch(f"text.dim: the spec says {self.spec.text.dim}, minilm-l6 gives {text_dim}")
-        LibrosaAudioExtractor.from_spec(self.spec.audio)  # raises FeatureSpecMismatch naming the field
-        MediaPipeFaceExtractor.from_spec(self.spec.visual).close()
-
-    # -- lazily built extractors ------------------------------------------------------------
-    @property
-    def asr(self):
-        with self._lock:
-            if self._asr is None:
-                from core.extractors.asr import WhisperASR
-
-                self._asr = WhisperASR(**self.asr_options)
-            return self._asr
-
-    @property
-    def text_encoder(self):
-        with self._lock:
-            if self._text is None:
-                from core.extractors.text import MiniLMTextEncoder
-
-                self._text = MiniLMTextEncoder(max_len=self.spec.text.max_len, device=self.device)
-            return self._text
-
-    @property
-    def audio_extractor(self):
-        with self._lock:
-            if self._audio is None:
-                from core.extractors.audio import LibrosaAudioExtractor
-
-                self._audio = LibrosaAudioExtractor.from_spec(self.spec.audio)
-            return self._audio
+        self.spec.require_current_version()
+        self.asr = WhisperASR(**self.asr_options)
+        self.text_encoder = build_extractor("text", self.spec.text, device=device)
+        self.audio_extractor = build_extractor("audio", self.spec.audio, asr=self.asr)
+        self.new_visual_extractor().close()
 
     def new_visual_extractor(self):
-        # One landmarker per recording: VIDEO mode needs increasing timestamps within a stream.
-        from core.extractors.visual import MediaPipeFaceExtractor
+        """A fresh visual extractor: one per recording or time range (a landmarker in VIDEO mode
+        needs increasing timestamps within one stream and is not thread-safe)."""
+        from core.extractors import build_extractor
 
-        return MediaPipeFaceExtractor.from_spec(self.spec.visual, keep_landmarks=self.keep_landmarks)
+        return build_extractor("visual", self.spec.visual, keep_landmarks=self.keep_landmarks)
 
     # -- whole recordings -------------------------------------------------------------------
     def extract(self, path: str, transcript: str | None = None, ctx: RunContext | None = None) -> RecordingFeatures:
@@ -250,24 +210,25 @@ class FeaturePipeline:
             for start, block in media.iter_audio_blocks(path, SR, AUDIO_BLOCK_S, ctx):
                 ctx.check()
                 n_samples = int(start * SR) + len(block)
-                track = self.audio_extractor.extract(block)
-                keep = track.times < len(block) / SR if len(block) == block_len else slice(None)
-                times.append(track.times[keep] + start)
-                feats.append(track.features[keep])
                 level = float(np.max(np.abs(block))) if len(block) else 0.0
                 peak = max(peak, level)
-                if level < _SILENCE_PEAK:
-                    continue  # digital silence: no speech to find, skip VAD and ASR
-                block_regions = [(a + start, b + start) for a, b in segmentation.speech_regions(block, sr=SR)]
-                regions.extend(block_regions)
-                if block_regions and need_asr:
-                    asr_segs.extend(self.asr.transcribe(block, ctx=ctx, offset=start))
+                # digital silence: no speech to find, skip VAD and Whisper
+                block_regions = segmentation.speech_regions(block, sr=SR) if level >= _SILENCE_PEAK else []
+                regions.extend((a + start, b + start) for a, b in block_regions)
+                speech = self._speech_pass(block, block_regions, start, need_asr, ctx)
+                asr_segs.extend(speech.segments)
+                track = self.audio_extractor.extract(block, speech=speech, offset=start)
+                keep = track.times < start + len(block) / SR if len(block) == block_len else slice(None)
+                times.append(track.times[keep])
+                feats.append(track.features[keep])
         except MediaError as exc:
             if not info.has_video:
                 raise
             ctx.warn(f"audio could not be decoded ({exc}); audio and text modalities are missing")
             return None, self._windows_without_audio(info, user, ctx)
-        audio_track = AudioTrack(np.concatenate(times), np.concatenate(feats).astype(np.float32, copy=False))
+        audio_track = AudioTrack(np.concatenate(times) if times else np.zeros(0),
+                                 np.concatenate(feats).astype(np.float32, copy=False) if feats
+                                 else np.zeros((0, self.spec.audio.dim), np.float32))
         ctx.report("audio features", 1.0, "")
         if peak < _SILENCE_PEAK:
             ctx.warn("the audio track is silent")
@@ -286,6 +247,14 @@ class FeaturePipeline:
         segs = segmentation.segment_utterances(base, duration, speech_regions=regions)
         ctx.report("segment", 1.0, f"{len(segs)} segments")
         return audio_track, segs
+
+    def _speech_pass(self, wave: np.ndarray, regions: list[tuple[float, float]], offset: float, decode: bool,
+                     ctx: RunContext | None) -> SpeechPass:
+        """One Whisper pass over the speech regions of `wave`, when the words or the audio
+        features need it; the encoder states serve both (nothing is encoded twice)."""
+        if not regions or not (decode or self.audio_extractor.uses_speech_pass):
+            return SpeechPass([], [])
+        return self.asr.run(wave, regions=regions, offset=offset, decode=decode, ctx=ctx)
 
     def _windows_without_audio(self, info: MediaInfo, user: list[Segment] | None, ctx: RunContext) -> list[Segment]:
         from core import segmentation
@@ -334,15 +303,32 @@ class FeaturePipeline:
         )
 
     # -- one clip = one sample (dataset building) --------------------------------------------
+    def utterance_audio(self, wave: np.ndarray, decode: bool = True,
+                        ctx: RunContext | None = None) -> tuple[AudioTrack, str]:
+        """Audio features of a whole clip (and its words when `decode`), from the same VAD + Whisper
+        pass a file analysis makes, so dataset rows equal the rows the pipeline gives at inference."""
+        from core import segmentation
+
+        loud = float(np.max(np.abs(wave), initial=0.0)) >= _SILENCE_PEAK
+        regions = segmentation.speech_regions(wave, sr=SR) if loud else []
+        speech = self._speech_pass(wave, regions, 0.0, decode, ctx)
+        track = self.audio_extractor.extract(wave, ctx, speech=speech)
+        return track, " ".join(s.text for s in speech.segments).strip()
+
     def extract_utterance(self, path: str, text: str | None = None, ctx: RunContext | None = None) -> SegmentFeatures:
         """The whole clip is one segment; `text` (e.g. from a label.csv) overrides ASR. Missing audio or
         video streams give masked-out modalities and warnings in ctx.warnings instead of errors."""
         from core import media
 
+        from core import segmentation
+
         ctx = ctx or RunContext()
         info = media.probe(path)
         wave = self._load_audio(path, info, ctx)
-        audio_track = self.audio_extractor.extract(wave, ctx) if wave is not None else None
+        audio_track = None
+        if wave is not None:
+            audio_track, heard = self.utterance_audio(wave, decode=text is None, ctx=ctx)
+            text = heard if text is None else text
         visual_track = None
         if info.has_video:
             fps = float(self.spec.visual.rate_hz or 10.0)
@@ -351,9 +337,7 @@ class FeaturePipeline:
         else:
             ctx.warn("no video stream: visual modality is missing")
         duration = info.duration or (len(wave) / SR if wave is not None else 0.0)
-        if text is None:
-            text = " ".join(s.text for s in self.asr.transcribe(wave, ctx=ctx)).strip() if wave is not None else ""
-        seg = Segment(0.0, max(duration, 1e-3), text=text, source="clip")
+        seg = Segment(0.0, max(duration, 1e-3), text=text or "", source="clip")
         return self._assemble(audio_track, visual_track, seg, self.text_encoder.encode([text])[0])
 
 

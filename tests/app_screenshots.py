@@ -3,7 +3,7 @@
 Run by tests/test_app_xvfb_screenshots.py in a child process on an Xvfb display (QT_QPA_PLATFORM=xcb,
 so it is a real X11 window), and usable by hand:
 
-    DISPLAY=:99 python -m tests.app_screenshots --clip /work/shared/data/grid/bbaf2n.mpg \
+    DISPLAY=:99 python -m tests.app_screenshots --clip ../shared/data/grid/bbaf2n.mpg \
         --out artifacts/screenshots [--camera tcp://127.0.0.1:5000 --mic fakemic]
 
 Writes PNGs plus summary.json (what was on screen) to --out. Exit code 0 only when the file

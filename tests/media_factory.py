@@ -25,8 +25,10 @@ import av
 import numpy as np
 import pytest
 
-GRID_DIR = Path(os.environ.get("MSA_GRID_DIR", "/work/shared/data/grid"))
-DATA_DIR = Path(os.environ.get("MSA_DATA_DIR", "/work/shared/data"))
+from models.recipes.common import default_data_dir
+
+DATA_DIR = default_data_dir()  # $MSA_DATA_DIR or ../shared/data beside the repository
+GRID_DIR = Path(os.environ.get("MSA_GRID_DIR", DATA_DIR / "grid"))
 
 requires_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
                                      reason="espeak-ng is not installed (apt install espeak-ng)")

@@ -35,6 +35,13 @@ def pump_until(qapp, predicate, timeout: float, step: float = 0.02) -> bool:
     return bool(predicate())
 
 
+def close_window(w: MainWindow) -> None:
+    """Close as the app does: the window asks its workers to stop, then they are waited for, so no
+    cancelled job or background task of one test runs on into the next."""
+    w.close()
+    assert w.wait_for_workers(120), f"still running: {w.running_workers()}"
+
+
 def new_window(tmp_path_factory, preload: bool = False) -> MainWindow:
     ini = tmp_path_factory.mktemp("settings") / "msa.ini"
     w = MainWindow(settings=QSettings(str(ini), QSettings.Format.IniFormat), cache=shared_model_cache(),
@@ -67,7 +74,7 @@ def loaded(qapp, tmp_path_factory):
     # The missing-rate curve is computed in the background right after the analysis.
     pump_until(qapp, lambda: bool(w.robustness.curve), 120)
     yield w, clip
-    w.close()
+    close_window(w)
 
 
 def test_analysis_completes_and_panels_fill(qapp, loaded):
@@ -209,7 +216,7 @@ def test_session_file_reopens_without_extraction(qapp, loaded, tmp_path, tmp_pat
         assert w2.transcript.rowCount() == w.transcript.rowCount()
         assert pump_until(qapp, lambda: bool(w2.robustness.curve), 120)  # engine loaded lazily
     finally:
-        w2.close()
+        close_window(w2)
 
 
 def test_model_switch_rescores_from_cache(qapp, loaded, monkeypatch):
@@ -232,6 +239,113 @@ def test_model_switch_rescores_from_cache(qapp, loaded, monkeypatch):
     finally:
         w.model_combo.setCurrentIndex(w.model_combo.findData("lnln"))
         pump_until(qapp, lambda: w.session.model_name == "lnln" and not w.is_busy(), 120)
+
+
+def second_model() -> str:
+    from models.registry import model_names
+
+    target = next((m for m in ("tfn", "mult", "late-fusion") if m in model_names()), None)
+    if target is None:
+        pytest.skip("no second untrained-capable model registered")
+    return target
+
+
+def record_shown_models(w: MainWindow, monkeypatch) -> list[tuple[str, str]]:
+    """(model of the result on screen, model in the chooser) at every panel refresh."""
+    shown: list[tuple[str, str]] = []
+    refresh = w.refresh_panels
+
+    def recording_refresh() -> None:
+        refresh()
+        if w.session is not None:
+            shown.append((w.session.model_name, w.model_name))
+
+    monkeypatch.setattr(w, "refresh_panels", recording_refresh)
+    return shown
+
+
+def expected_scores(session, model: str) -> np.ndarray:
+    from core.analyzer import result_from_features
+
+    result = result_from_features(session.features, shared_model_cache().engine(model, "cpu"))
+    return np.array([seg.score for seg in result.segments])
+
+
+def test_model_switch_during_analysis_shows_the_chosen_model(qapp, tmp_path_factory, monkeypatch):
+    # The issue: the chooser said the new model while the old model's result was shown.
+    target = second_model()
+    w = new_window(tmp_path_factory)
+    shown = record_shown_models(w, monkeypatch)
+    try:
+        w.open_path(str(two_sentence_clip()))
+        job = w.job
+        assert job is not None and job.model == "lnln"
+        w.model_combo.setCurrentIndex(w.model_combo.findData(target))
+        assert job.is_running()  # chosen during the analysis
+        assert pump_until(qapp, lambda: w.session is not None and not w.is_busy(), 300), w.last_error
+        assert w.model_name == target and w.session.model_name == target
+        assert shown and all(on_screen == chosen for on_screen, chosen in shown), shown
+        np.testing.assert_allclose(w.timeline.values, expected_scores(w.session, target), atol=1e-5)
+    finally:
+        close_window(w)
+
+
+def test_quick_model_switches_show_the_last_choice(qapp, loaded, monkeypatch):
+    w, _ = loaded
+    target = second_model()
+    shown = record_shown_models(w, monkeypatch)
+    others = [m for m in (target, "mult", "late-fusion", target) if m in w._model_names()]
+    try:
+        for name in others:  # several choices before the first re-score can finish
+            w.model_combo.setCurrentIndex(w.model_combo.findData(name))
+        assert pump_until(qapp, lambda: not w.is_busy(), 120), w.last_error
+        assert w.session.model_name == w.model_name == others[-1]
+        assert all(on_screen == chosen for on_screen, chosen in shown), shown
+        np.testing.assert_allclose(w.timeline.values, expected_scores(w.session, others[-1]), atol=1e-5)
+    finally:
+        w.model_combo.setCurrentIndex(w.model_combo.findData("lnln"))
+        pump_until(qapp, lambda: w.session.model_name == "lnln" and not w.is_busy(), 120)
+
+
+def test_model_that_cannot_score_puts_the_chooser_back(qapp, loaded, monkeypatch):
+    from core.errors import MSAError
+
+    w, _ = loaded
+    target = second_model()
+    load_engine = w.cache.engine
+
+    def engine(model, device="auto", checkpoint=None):
+        if model == target:
+            raise MSAError(f"checkpoint for {model} is unreadable")
+        return load_engine(model, device, checkpoint)
+
+    monkeypatch.setattr(w.cache, "engine", engine)
+    before = w.timeline.values.copy()
+    w.model_combo.setCurrentIndex(w.model_combo.findData(target))
+    assert pump_until(qapp, lambda: not w.is_busy(), 60)
+    assert w.model_name == w.session.model_name == "lnln"
+    assert "unreadable" in w.last_error
+    np.testing.assert_allclose(w.timeline.values, before)
+
+
+def test_opened_session_sets_the_chooser_to_its_model(qapp, loaded, tmp_path, tmp_path_factory):
+    w, _ = loaded
+    target = second_model()
+    w.model_combo.setCurrentIndex(w.model_combo.findData(target))
+    try:
+        assert pump_until(qapp, lambda: w.session.model_name == target and not w.is_busy(), 120), w.last_error
+        path = w.save_session(str(tmp_path / "other_model.msasession"))
+    finally:
+        w.model_combo.setCurrentIndex(w.model_combo.findData("lnln"))
+        pump_until(qapp, lambda: w.session.model_name == "lnln" and not w.is_busy(), 120)
+    w2 = new_window(tmp_path_factory)  # its chooser starts on lnln
+    try:
+        w2.open_path(str(path))
+        assert w2.session.model_name == target and w2.model_name == target
+        assert pump_until(qapp, lambda: w2.session.engine is not None and not w2.is_busy(), 120), w2.last_error
+        assert w2.session.model_name == w2.model_name == target
+    finally:
+        close_window(w2)
 
 
 def test_edit_transcript_reruns_segment(qapp, loaded):
@@ -265,7 +379,7 @@ def test_cancel_stops_within_one_second(qapp, tmp_path, tmp_path_factory):
         assert took <= 1.0, f"worker stopped {took:.2f} s after cancel (stages seen: {sorted(set(seen))})"
         assert w.session is None
     finally:
-        w.close()
+        close_window(w)
 
 
 def test_drop_a_file_starts_analysis(qapp, tmp_path_factory):
@@ -281,7 +395,7 @@ def test_drop_a_file_starts_analysis(qapp, tmp_path_factory):
         w.cancel_analysis()
         assert pump_until(qapp, lambda: not w._last_cancelled.is_running(), 10)
     finally:
-        w.close()
+        close_window(w)
 
 
 def test_missing_file_gives_message_not_crash(qapp, tmp_path_factory, tmp_path):
@@ -295,7 +409,7 @@ def test_missing_file_gives_message_not_crash(qapp, tmp_path_factory, tmp_path):
         assert pump_until(qapp, lambda: w.job is None, 60)
         assert w.session is None and w.last_error
     finally:
-        w.close()
+        close_window(w)
 
 
 ENTRY_SNIPPET = """
@@ -331,6 +445,27 @@ def test_gui_entry_point_starts_and_quits():
     assert "WINDOWS 1 TAB 2 CAMERA tcp://127.0.0.1:5999" in proc.stdout, proc.stdout + proc.stderr[-2000:]
 
 
+def test_stop_while_live_mode_is_starting_leaves_nothing_running(qapp, tmp_path_factory):
+    # Closing the window while live mode loads its models must not let it start afterwards.
+    from app.live_controller import LiveConfig
+
+    clip = str(two_sentence_clip())
+    w = new_window(tmp_path_factory)
+    stopped: list[bool] = []
+    w.live.stopped.connect(lambda: stopped.append(True))
+    try:
+        w.start_live(LiveConfig(camera=clip, mic=None, mic_backend="file", audio_file=clip))
+        assert w.live._starting and not w.live_panel.start_button.isEnabled()  # "Starting…"
+        w.live.stop(timeout=1.0)
+        assert w.live.wait_finished(120)
+        assert pump_until(qapp, lambda: not w.live._starting, 120)
+        assert not w.live.running and w.live.analyzer is None and w.live.camera is None
+        assert pump_until(qapp, lambda: bool(stopped), 5)  # the Live tab goes back to idle
+        assert w.live_panel.start_button.isEnabled() and w.live_panel.start_button.text().startswith("Start live")
+    finally:
+        close_window(w)
+
+
 def test_live_tab_without_devices_explains_and_rejects_dead_camera(qapp, tmp_path_factory):
     from PySide6.QtMultimedia import QMediaDevices
 
@@ -350,4 +485,4 @@ def test_live_tab_without_devices_explains_and_rejects_dead_camera(qapp, tmp_pat
         assert "camera" in w.last_error.lower()
         assert not w.live.running and panel.start_button.text().startswith("Start")
     finally:
-        w.close()
+        close_window(w)

@@ -83,7 +83,8 @@ def test_silence_is_finite_and_unvoiced(ext: LibrosaAudioExtractor) -> None:
     f = ext.extract(np.zeros(2 * SR, np.float32)).features
     assert np.isfinite(f).all()
     assert np.all(f[:, col(ext, "voiced")] == 0) and np.all(f[:, col(ext, "f0_hz")] == 0)
-    assert np.all(f[:, col(ext, "log_rms_db")] == -100)
+    # -100 dB floor up to float rounding (librosa 0.11 + numpy 2.4 give -100.00001)
+    np.testing.assert_allclose(f[:, col(ext, "log_rms_db")], -100.0, atol=1e-3)
 
 
 def test_tone_onset_shows_as_flux(ext: LibrosaAudioExtractor) -> None:

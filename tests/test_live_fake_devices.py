@@ -165,3 +165,4 @@ def test_live_tab_end_to_end(qapp, qtbot, fake_camera, pulse_env, tmp_path, tmp_
     info = probe(str(recorded[0]))
     assert info.duration > 3.0 and (info.has_video or info.has_audio)
     w.close()
+    assert w.wait_for_workers(60), w.running_workers()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cli.main import main
-from tests.media_factory import cached_audio, cached_video, requires_espeak
+from tests.media_factory import cached_audio, cached_video, requires_espeak, requires_grid
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "late-fusion"  # cheapest model; these tests are about the pipeline, not the weights
@@ -182,8 +182,7 @@ def test_corrupt_session_is_a_user_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.needs_data
-@pytest.mark.skipif(not any(Path("/work/shared/data/grid").glob("*.mpg")) if Path("/work/shared/data/grid").is_dir()
-                    else True, reason="GRID clips not found in ../shared/data/grid")
+@requires_grid
 def test_grid_clips_end_to_end_words_faces_and_scores(tmp_path: Path, capsys) -> None:
     from core.analyzer import analyze_file
     from core.engine import InferenceEngine

@@ -147,6 +147,22 @@ def test_vad_regions_when_asr_is_empty():
     assert [(s.start, s.end) for s in out] == [(0.5, 2.5), (4.0, 6.0)]
 
 
+def test_speech_without_words_becomes_its_own_segment():
+    """Issue 10: a VAD region that no ASR segment covers is still scored (empty text, "vad"),
+    is not merged into a neighbour with words, and slivers at covered edges are ignored."""
+    words = regular_words(1.0, 5)  # 1.0 .. 2.9
+    regions = [(0.9, 3.0), (3.4, 3.9), (6.0, 9.0), (2.95, 3.1)]
+    out = segment_utterances([seg_from_words(words)], duration=12.0, speech_regions=regions)
+    assert_consistent(out, 12.0)
+    texts = [s for s in out if s.text]
+    vad = [s for s in out if not s.text]
+    assert len(texts) == 1 and texts[0].words == words
+    assert all(s.source == "vad" for s in vad)
+    # (3.4, 3.9) is widened to min_len inside its gap, (6, 9) kept whole; (2.95, 3.1) is a sliver
+    assert len(vad) == 2 and vad[1].start == 6.0 and vad[1].end == 9.0
+    assert vad[0].start <= 3.4 and vad[0].end >= 3.9 and vad[0].start >= texts[0].end
+
+
 def test_fixed_windows_when_there_is_nothing():
     out = segment_utterances([], duration=10.0)
     assert [(s.start, s.end) for s in out] == [(0, 4), (4, 8), (6, 10)]

@@ -21,9 +21,9 @@ from core.extractors.visual import (
     rotation_to_euler_deg,
 )
 from core.feature_spec import default_spec
+from tests.media_factory import DATA_DIR, GRID_DIR
 
-GRID_DIR = Path("/work/shared/data/grid")
-FER_FILE = Path("/work/shared/data/fer2013/train.npz")
+FER_FILE = DATA_DIR / "fer2013" / "train.npz"
 
 
 def _grid_frames(n: int, fps: float = 10.0) -> list[tuple[float, np.ndarray]]:

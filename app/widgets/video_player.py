@@ -3,6 +3,18 @@
 Frames arrive through a QVideoSink and are painted by `VideoCanvas` ourselves (instead of a
 QVideoWidget) so the landmark overlay is drawn on the same surface, and so `grab()` captures the
 frame for screenshots on every platform. The live preview reuses VideoCanvas.
+
+Sound only when an audio output device exists. With none (no audio server: CI, containers, remote
+sessions) Qt's FFmpeg backend still starts an audio-renderer thread, which fails to open a sink
+("No audio device detected") and creates and deletes one again and again on that thread. Deleting it
+disconnects it from our QAudioOutput, and because that QAudioOutput was created from Python its
+`disconnectNotify` is a PySide override that needs the GIL, called while Qt holds a signal-slot
+mutex. The GUI thread calling `QMediaPlayer.stop()` holds the GIL (PySide does not release it there)
+and waits for that mutex: a deadlock (seen in gdb: GUI thread in QObject::disconnect ->
+QBasicMutex::lockInternal, "QFFmpeg::AudioRenderer" in ~QObject -> PyGILState_Ensure). Without an
+audio output attached the backend starts no audio renderer, so there is nothing to deadlock with;
+there was nothing to play the sound on anyway. tests/test_app_player_stress.py opens, plays and
+closes the player 200 times without an audio server.
 """
 from __future__ import annotations
 
@@ -11,7 +23,7 @@ from typing import Callable
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, QUrl, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
-from PySide6.QtMultimedia import QAudioOutput, QMediaPlayer, QVideoFrame, QVideoSink
+from PySide6.QtMultimedia import QAudioOutput, QMediaDevices, QMediaPlayer, QVideoFrame, QVideoSink
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QSlider, QStyle, QToolButton, QVBoxLayout, QWidget
 
 from app.widgets.style import fmt_time
@@ -85,7 +97,7 @@ class VideoPlayer(QWidget):
         self.canvas = VideoCanvas(placeholder="Open a video (File ▸ Open, or drop a file here)")
         self.player = QMediaPlayer(self)
         self.audio = QAudioOutput(self)
-        self.player.setAudioOutput(self.audio)
+        self._attach_audio_if_available()
         self.sink = QVideoSink(self)
         self.player.setVideoSink(self.sink)
         self.sink.videoFrameChanged.connect(self._on_frame)
@@ -124,7 +136,18 @@ class VideoPlayer(QWidget):
         self._priming = False
 
     # ------------------------------------------------------------------------- control
+    def _attach_audio_if_available(self) -> None:
+        """Route sound to the default device when there is one, else play silently (module doc).
+        Called only while no media is loaded, when the backend has no renderer threads running."""
+        has_device = bool(QMediaDevices.audioOutputs())
+        if has_device and self.player.audioOutput() is None:
+            self.player.setAudioOutput(self.audio)
+        elif not has_device and self.player.audioOutput() is not None:
+            self.player.setAudioOutput(None)
+
     def load(self, path: str) -> None:
+        self.unload()
+        self._attach_audio_if_available()  # a device may have appeared or gone since the last file
         self.frames_shown = 0
         self.canvas.set_image(None)
         self.canvas.set_landmarks(None)

@@ -74,6 +74,8 @@ class LibrosaAudioExtractor:
     """Stateless and thread-safe: one instance can serve several recordings."""
 
     name = EXTRACTOR_NAME
+    modality = "audio"
+    uses_speech_pass = False
 
     def __init__(
         self,
@@ -105,7 +107,8 @@ class LibrosaAudioExtractor:
         )
 
     @classmethod
-    def from_spec(cls, spec: ModalitySpec, **overrides: Any) -> "LibrosaAudioExtractor":
+    def from_spec(cls, spec: ModalitySpec, asr: Any = None, **overrides: Any) -> "LibrosaAudioExtractor":
+        # `asr`: the pipeline's Whisper, which only the Whisper-state extractor needs
         if spec.extractor.lower() != EXTRACTOR_NAME:
             raise FeatureSpecMismatch(f"audio extractor {spec.extractor!r} is not {EXTRACTOR_NAME!r}")
         ext = cls(**{**spec.params, **overrides})
@@ -124,8 +127,10 @@ class LibrosaAudioExtractor:
         return self.sr / self.hop
 
     # ------------------------------------------------------------------ public
-    def extract(self, wave: np.ndarray, ctx: RunContext | None = None) -> AudioTrack:
-        """Features for a whole mono recording sampled at `self.sr`."""
+    def extract(self, wave: np.ndarray, ctx: RunContext | None = None, *, speech: Any = None,
+                offset: float = 0.0) -> AudioTrack:
+        """Features for a whole mono recording sampled at `self.sr`, times + `offset` (`speech`, a
+        Whisper pass over the same wave, is not needed here: the audio extractors share one call)."""
         y = self._validated(wave)
         n = len(y)
         if n == 0:
@@ -154,7 +159,7 @@ class LibrosaAudioExtractor:
         d1, d2 = self._deltas(mfcc)
         feats = np.concatenate([mfcc, d1, d2, scalars], axis=0).T
         feats = np.nan_to_num(feats, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32, copy=False)
-        times = np.arange(n_frames, dtype=np.float64) * self.hop / self.sr
+        times = offset + np.arange(n_frames, dtype=np.float64) * self.hop / self.sr
         return AudioTrack(times=times, features=np.ascontiguousarray(feats))
 
     # ----------------------------------------------------------------- helpers

@@ -13,8 +13,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from core.assets import resolve_asset
-from core.errors import MSAError
+from core.errors import FeatureSpecMismatch, MSAError
 from core.extractors import register_extractor
+from core.feature_spec import ModalitySpec
 
 DIM = 384
 
@@ -22,6 +23,7 @@ DIM = 384
 @register_extractor("minilm-l6")
 class MiniLMTextEncoder:
     name = "minilm-l6"
+    modality = "text"
     dim = DIM
 
     def __init__(self, model_path: str | None = None, max_len: int = 50, device: str = "cpu",
@@ -36,6 +38,12 @@ class MiniLMTextEncoder:
         self._tokenizer: Any = None
         self._model: Any = None
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_spec(cls, spec: ModalitySpec, device: str = "cpu", **_runtime: Any) -> "MiniLMTextEncoder":
+        if spec.dim != DIM:
+            raise FeatureSpecMismatch(f"text.dim: the spec says {spec.dim}, {cls.name} gives {DIM}")
+        return cls(max_len=spec.max_len, device=device)
 
     # ---------------------------------------------------------------------------------- loading
 

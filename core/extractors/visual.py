@@ -138,6 +138,7 @@ class MediaPipeFaceExtractor:
     """Wraps one FaceLandmarker. Create, use, then close() (or use as a context manager)."""
 
     name = EXTRACTOR_NAME
+    modality = "visual"
     columns: list[str] = COLUMNS
 
     def __init__(

@@ -147,6 +147,16 @@ def limit_threads(n: int = 1) -> None:
         pass
 
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def default_data_dir() -> Path:
+    """Where the shared training/test data lives: $MSA_DATA_DIR, else ../shared/data next to the
+    repository (never a machine-specific path)."""
+    env = os.environ.get("MSA_DATA_DIR")
+    return Path(env).expanduser() if env else REPO_ROOT.parent / "shared" / "data"
+
+
 def data_dir(arg: str | os.PathLike[str]) -> Path:
     p = Path(arg).expanduser().resolve()
     if not (p / "mosi" / "label_train_valid.csv").is_file():

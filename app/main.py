@@ -1,4 +1,4 @@
-"""GUI entry point: `msa-studio` with no arguments, or `python -m app.main [FILE] [--live]`."""
+"""GUI entry point: `msa-studio [FILE ...]` (cli/main.py routes here), or `python -m app.main [FILE ...] [--live]`."""
 from __future__ import annotations
 
 import argparse
@@ -10,14 +10,17 @@ import sys
 SHUTDOWN_WAIT_S = 60.0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="msa-studio-gui", description="MSA Studio desktop application")
-    p.add_argument("path", nargs="?", help="a recording or .msasession file to open")
+def build_parser(parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p = parser_class(prog="msa-studio-gui", description="MSA Studio desktop application")
+    p.add_argument("paths", nargs="*", metavar="FILE",
+                   help="recordings or .msasession files: the first opens, the others wait in File ▸ Open recent")
     p.add_argument("--model", default="lnln", help="model to analyse with (default: lnln)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     p.add_argument("--live", action="store_true", help="start on the Live tab")
     p.add_argument("--camera", help="live camera: device index, stream URL or video file")
     p.add_argument("--no-preload", action="store_true", help="do not load the models in the background at start")
+    p.add_argument("--no-sidecar", action="store_true",
+                   help="ignore transcript files next to recordings this time (File menu: the lasting setting)")
     return p
 
 
@@ -44,8 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         window.live_panel.select_camera_url(args.camera)
     if args.live:
         window.tabs.setCurrentIndex(2)
-    if args.path:
-        window.open_path(args.path)
+    if args.no_sidecar:
+        window.sidecar_action.setChecked(False)
+    if args.paths:
+        window.open_paths(args.paths)
     rc = int(app.exec())
     window.close()  # asks the workers to stop (a no-op when the user closed it already)
     if not window.wait_for_workers(SHUTDOWN_WAIT_S):

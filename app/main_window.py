@@ -43,6 +43,7 @@ from app.widgets.transcript import TranscriptTable
 from app.widgets.video_player import VideoPlayer
 from app.workers import AnalysisJob, ModelCache, Task, join_thread
 from core.shapley import mask_key
+from core.transcripts import TranscriptChoice, choose_transcript
 
 MEDIA_FILTER = "Media (*.mp4 *.m4v *.mov *.mkv *.webm *.avi *.mpg *.mpeg *.wav *.flac *.mp3 *.ogg *.m4a);;All files (*)"
 SESSION_SUFFIX = ".msasession"
@@ -76,6 +77,7 @@ class MainWindow(QMainWindow):
         self._pending_session: AnalysisSession | None = None
         self._rescore_generation = 0
         self.keep = ALL
+        self._transcript = TranscriptChoice(None, "asr")  # of the analysis running or shown last
         self.last_error = ""
         self._last_cancelled: AnalysisJob | None = None
 
@@ -196,6 +198,12 @@ class MainWindow(QMainWindow):
         self.export_json_action = ex.addAction("Results as &JSON…")
         self.export_csv_action = ex.addAction("Results as &CSV…")
         self.export_png_action = ex.addAction("&PNG of every plot…")
+        self.export_report_action = ex.addAction("&Report (HTML, to share)…")
+        self.sidecar_action = m.addAction("Use &transcript files next to recordings")
+        self.sidecar_action.setCheckable(True)
+        self.sidecar_action.setChecked(self.settings.value("use_sidecar_transcripts", True, type=bool))
+        # triggered (a user click), not toggled: `--no-sidecar` unticks it for one run without saving
+        self.sidecar_action.triggered.connect(lambda on: self.settings.setValue("use_sidecar_transcripts", on))
         m.addSeparator()
         quit_action = m.addAction("&Quit")
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
@@ -215,6 +223,7 @@ class MainWindow(QMainWindow):
         self.export_json_action.triggered.connect(lambda: self._export_dialog("json"))
         self.export_csv_action.triggered.connect(lambda: self._export_dialog("csv"))
         self.export_png_action.triggered.connect(self._export_png_dialog)
+        self.export_report_action.triggered.connect(self._export_report_dialog)
         self.progress.cancelRequested.connect(self.cancel_analysis)
 
         self.player.positionChanged.connect(self.on_position)
@@ -277,7 +286,8 @@ class MainWindow(QMainWindow):
 
     def _set_session_actions(self) -> None:
         has = self.session is not None
-        for a in (self.save_session_action, self.export_json_action, self.export_csv_action, self.export_png_action):
+        for a in (self.save_session_action, self.export_json_action, self.export_csv_action, self.export_png_action,
+                  self.export_report_action):
             a.setEnabled(has)
 
     def preload_models(self) -> Task:
@@ -309,6 +319,13 @@ class MainWindow(QMainWindow):
         recent = self.recent_files()
         return str(Path(recent[0]).parent) if recent else str(Path.home())
 
+    def open_paths(self, paths: list[str]) -> None:
+        """`msa-studio A B C`: A opens; B and C wait at the top of File ▸ Open recent."""
+        for extra in reversed(paths[1:]):
+            self._remember(extra)
+        if paths:
+            self.open_path(paths[0])
+
     def open_path(self, path: str) -> None:
         path = str(path)
         if not Path(path).exists():
@@ -329,7 +346,9 @@ class MainWindow(QMainWindow):
         self.player.load(path)
         self.progress.reset(f"Analysing {Path(path).name}…")
         self.progress.setVisible(True)
-        job = AnalysisJob(path, self.cache, model=self.model_name, device=self.device_name)
+        self._transcript = choose_transcript(path, use_sidecar=self.sidecar_action.isChecked())
+        job = AnalysisJob(path, self.cache, model=self.model_name, device=self.device_name,
+                          transcript=self._transcript.transcript)
         job.progress.connect(self._on_job_progress)
         job.finished.connect(self._on_job_finished)
         job.failed.connect(self._on_job_failed)
@@ -379,7 +398,8 @@ class MainWindow(QMainWindow):
         self.progress.setVisible(False)
         self.busyChanged.emit(False)
         self.set_session(session)
-        self.status(f"Analysed {Path(session.source_path).name}: {len(session.segments)} segments")
+        self.status(f"Analysed {Path(session.source_path).name}: {len(session.segments)} segments, "
+                    f"{self._transcript.describe()}")
         self.compute_missing_curve()
 
     def _on_job_failed(self, message: str) -> None:
@@ -388,6 +408,8 @@ class MainWindow(QMainWindow):
         self.job = None
         self.progress.setVisible(False)
         self.busyChanged.emit(False)
+        if self._transcript.origin == "sidecar":
+            message += f"\n(It used {self._transcript.describe()}; File ▸ Use transcript files… turns that off.)"
         self._error(message)
 
     def _on_job_cancelled(self) -> None:
@@ -624,6 +646,26 @@ class MainWindow(QMainWindow):
         out = self.session.export_json(path) if kind == "json" else self.session.export_csv(path)
         self.status(f"Exported {out}")
         return out
+
+    def _export_report_dialog(self) -> None:
+        if self.session is None:
+            return
+        stem = Path(self.session.source_path or "report").stem
+        path, _ = QFileDialog.getSaveFileName(self, "Export report", f"{stem}.html", "HTML report (*.html)")
+        if path:
+            self.export_report(path)
+
+    def export_report(self, path: str) -> Task:
+        """Write the HTML report on a worker thread (charts and the missing-rate curve take a moment)."""
+        assert self.session is not None
+        session = self.session
+        self.status(f"Writing the report {path}…")
+        device = self.device_name
+
+        def work():
+            return session.write_report(path, load_engine=lambda model: self.cache.engine(model, device))
+
+        return self._run_task(work, lambda out: self.status(f"Exported report {out}"), "report", on_fail=self._error)
 
     def _save_session_dialog(self) -> None:
         if self.session is None:

@@ -7,9 +7,10 @@ features; nothing here decodes media or runs ASR/face tracking again.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -43,6 +44,10 @@ class AnalysisSession:
         self._mask_cache: dict[str, np.ndarray] = {}
         # (engine, curve): a curve is only valid for the engine that computed it.
         self._missing_curve: tuple[Any, list[dict[str, float]]] | None = None
+        # One missing-rate curve computation at a time (the Robustness tab's and a report's): two at
+        # once would load the text encoder twice on two threads, which transformers' lazy imports
+        # do not survive ("cannot import name 'AutoModel'").
+        self._curve_lock = threading.Lock()
 
     # ------------------------------------------------------------------------------ basics
     @property
@@ -127,17 +132,18 @@ class AnalysisSession:
         it started; a curve is kept with the engine that computed it, so one finishing after a model
         switch is never taken for the new model's."""
         engine = engine or self._require_engine()
-        cached = self.cached_missing_curve
-        if cached is not None and engine is self.engine:
-            return cached
-        from core.analysis import random_missing_curve
+        with self._curve_lock:
+            cached = self.cached_missing_curve
+            if cached is not None and engine is self.engine:
+                return cached
+            from core.analysis import random_missing_curve
 
-        kwargs: dict[str, Any] = {"seeds": tuple(seeds)}
-        if rates is not None:
-            kwargs["rates"] = rates
-        curve = random_missing_curve(engine, self.features.features, **kwargs)
-        self._missing_curve = (engine, curve)
-        return curve
+            kwargs: dict[str, Any] = {"seeds": tuple(seeds)}
+            if rates is not None:
+                kwargs["rates"] = rates
+            curve = random_missing_curve(engine, self.features.features, **kwargs)
+            self._missing_curve = (engine, curve)
+            return curve
 
     @property
     def cached_missing_curve(self) -> list[dict[str, float]] | None:
@@ -224,6 +230,28 @@ class AnalysisSession:
     def export_csv(self, path: str | Path) -> Path:
         self.result.to_csv(path)
         return Path(path)
+
+    def write_report(self, path: str | Path, load_engine: "Callable[[str], InferenceEngine] | None" = None) -> Path:
+        """The shareable HTML report (core.report), with the missing-rate curve the app computed, or
+        computed now from the cached features. Runs on a worker thread (File ▸ Export ▸ Report).
+        `load_engine(model)`: where to get the model while the session has none yet (the app passes its
+        ModelCache, so the report does not load a second copy)."""
+        from core.output_paths import check_output_files
+        from core.report import ReportInputs, missing_curve_for, write_recording_report
+
+        check_output_files([("report", path)], [self.source_path])
+        with self._curve_lock:  # waits for a curve the app is computing, then uses it
+            precomputed = self.cached_missing_curve  # only one the current model computed
+            engine = self.engine
+            if engine is None and load_engine is not None and precomputed is None:
+                try:
+                    engine = load_engine(self.model_name)
+                except MSAError:
+                    engine = None  # the report says why there is no curve
+            curve = missing_curve_for(self.result, precomputed=precomputed, features=self.features,
+                                      engine=engine)
+        source = f"MSA Studio app, analysis of {Path(self.source_path).name}" if self.source_path else "MSA Studio app"
+        return write_recording_report(path, self.result, ReportInputs(missing_curve=curve, source=source))
 
     def save(self, path: str | Path) -> Path:
         from core.session import save_session

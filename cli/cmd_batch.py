@@ -17,6 +17,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", help="checkpoint (.safetensors with its .json); default: the shipped one")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     parser.add_argument("--csv", action="store_true", help="also write one <file>.csv per input")
+    parser.add_argument("--report", action="store_true",
+                        help="also write one <file>.html report per input and a sortable index.html")
+    parser.add_argument("--no-missing-curve", action="store_true",
+                        help="with --report: leave the random-missing-rate curve out of the reports")
+    parser.add_argument("--no-sidecar", action="store_true",
+                        help="ignore NAME.srt/.vtt/.txt transcripts next to recordings; transcribe the speech instead")
     parser.add_argument("--no-recursive", action="store_true", help="only the top level of DIR")
     parser.add_argument("--retry-failed", action="store_true",
                         help="retry files that failed in an earlier run (skipped by default)")
@@ -54,12 +60,16 @@ def run(args: argparse.Namespace) -> int:
         model=args.model, checkpoint=args.checkpoint, device=args.device,
         allow_untrained=not args.no_untrained, write_csv=args.csv, recursive=not args.no_recursive,
         retry_failed=args.retry_failed, use_cache=not args.no_cache, cache_dir=args.cache_dir,
-        ship_files=args.ship_files,
+        ship_files=args.ship_files, sidecar_transcripts=not args.no_sidecar,
     )
     if not Path(args.input_dir).is_dir():
         raise MSAError(f"input folder not found: {args.input_dir}")
+    if args.no_missing_curve and not args.report:
+        raise MSAError("--no-missing-curve only applies with --report")
     check_out_dir(args.input_dir, out)
-    check_output_folder("--out", out)
+    from core.report.batch_reports import INDEX_NAME
+
+    check_output_folder("--out", out, files=[INDEX_NAME] if args.report else [])
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -117,4 +127,23 @@ def _run_locked(args: argparse.Namespace, out: Path, options) -> int:
     print(f"{n_done} analysed, {len(summary.skipped)} skipped (done before), {n_failed} failed"
           f"{', ' + str(len(summary.previously_failed)) + ' not retried' if summary.previously_failed else ''}"
           f" -> {out}", file=sys.stderr)
+    if args.report:
+        _write_reports(args, out, options)
     return 1 if n_failed else 0
+
+
+def _write_reports(args: argparse.Namespace, out: Path, options) -> None:
+    from tqdm import tqdm
+
+    from core.batch import BatchState
+    from core.report.batch_reports import write_batch_reports
+
+    n = len(BatchState(out).done_outcomes())
+    with tqdm(total=n, unit="report", file=sys.stderr, disable=args.quiet or n == 0, dynamic_ncols=True) as bar:
+        reports = write_batch_reports(out, options, curves=not args.no_missing_curve,
+                                      device=args.device,
+                                      on_file=lambda name: bar.update(1))
+    kept = f", {len(reports.kept)} up to date" if reports.kept else ""
+    print(f"{len(reports.written)} report(s) written{kept} -> {reports.index}", file=sys.stderr)
+    for name, why in reports.failed:
+        print(f"no report for {name}: {why}", file=sys.stderr)

@@ -43,7 +43,16 @@ def analyze_file(
         rec, _ = extract_cached(pipeline, path, transcript, ctx, cache)
     else:
         rec = pipeline.extract(path, transcript=transcript, ctx=ctx)
+    record_transcript(rec, path, transcript)
     return result_from_features(rec, engine, ctx), rec
+
+
+def record_transcript(rec: RecordingFeatures, path: str, transcript: str | None) -> None:
+    """Store which transcript was used where every result made from `rec` sees it (also after a
+    re-score with another model): recording["transcript"] in the result JSON."""
+    from core.transcripts import transcript_choice
+
+    rec.info.transcript = transcript_choice(path, transcript).record()
 
 
 def result_from_features(rec: RecordingFeatures, engine: InferenceEngine, ctx: RunContext | None = None) -> AnalysisResult:

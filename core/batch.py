@@ -68,6 +68,13 @@ class BatchOptions:
     use_cache: bool = True
     cache_dir: str | None = None  # None: core.feature_cache.default_cache_dir()
     ship_files: bool = False  # Ray only: send file bytes to workers instead of paths
+    sidecar_transcripts: bool = True  # use NAME.srt/.vtt/.txt next to NAME.ext (core.transcripts)
+
+    def transcript_for(self, path: str | os.PathLike) -> str | None:
+        """The transcript file a recording is analysed with (None: speech recognition)."""
+        from core.transcripts import choose_transcript
+
+        return choose_transcript(path, use_sidecar=self.sidecar_transcripts).transcript
 
     def resolved_checkpoint(self) -> str | None:
         from core.engine import default_checkpoint
@@ -150,9 +157,16 @@ def _marker_name(rel: str) -> str:
     return f"{stem}.{hashlib.sha1(rel.encode('utf-8', 'surrogateescape')).hexdigest()[:12]}.json"
 
 
-def _source_stamp(path: Path) -> dict[str, int]:
+def _source_stamp(path: Path, transcript: str | None = None) -> dict[str, Any]:
+    """What must be unchanged for an earlier output to count: the input file and, when one is used,
+    its sidecar transcript (adding, editing or removing it redoes the file). Without a transcript the
+    stamp is what it was before sidecars existed, so earlier markers stay valid."""
     st = path.stat()
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    stamp: dict[str, Any] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    if transcript is not None:
+        tst = Path(transcript).stat()
+        stamp["transcript"] = {"name": Path(transcript).name, "size": tst.st_size, "mtime_ns": tst.st_mtime_ns}
+    return stamp
 
 
 # ------------------------------------------------------------------------------------ locking
@@ -222,11 +236,17 @@ def check_out_dir(input_dir: str | os.PathLike, out_dir: str | os.PathLike) -> N
 
 
 class BatchState:
-    """Done/failed markers of one output folder."""
+    """Done/failed markers of one output folder. `options` decides whether sidecar transcripts are
+    part of an input's stamp (None: they are not looked for)."""
 
-    def __init__(self, out_dir: str | os.PathLike) -> None:
+    def __init__(self, out_dir: str | os.PathLike, options: BatchOptions | None = None) -> None:
         self.out_dir = Path(out_dir)
         self.state_dir = self.out_dir / STATE_DIR
+        self.options = options
+
+    def _stamp(self, source: Path) -> dict[str, Any]:
+        transcript = self.options.transcript_for(source) if self.options is not None else None
+        return _source_stamp(source, transcript)
 
     def output_json(self, rel: str) -> Path:
         return self.out_dir / f"{rel}.json"
@@ -249,7 +269,7 @@ class BatchState:
         if marker is None or marker.get("version") != MARKER_VERSION:
             return False
         try:
-            stamp = _source_stamp(source)
+            stamp = self._stamp(source)
         except OSError:
             return False
         return (
@@ -265,20 +285,20 @@ class BatchState:
         if marker is None:
             return None
         try:
-            same = marker.get("source") == _source_stamp(source) and marker.get("job") == job
+            same = marker.get("source") == self._stamp(source) and marker.get("job") == job
         except OSError:
             return None
         return str(marker.get("error", "failed")) if same else None
 
     def mark_done(self, rel: str, source: Path, job: dict[str, Any], outcome: FileOutcome) -> None:
-        record = {"version": MARKER_VERSION, "name": rel, "source": _source_stamp(source), "job": job,
+        record = {"version": MARKER_VERSION, "name": rel, "source": self._stamp(source), "job": job,
                   "finished": time.time(), "outcome": asdict(outcome)}
         atomic_write_text(self._marker("done", rel), json.dumps(record), make_parents=True)
         self._marker("failed", rel).unlink(missing_ok=True)
 
     def mark_failed(self, rel: str, source: Path, job: dict[str, Any], error: str, detail: str = "") -> None:
         try:
-            stamp = _source_stamp(source)
+            stamp = self._stamp(source)
         except OSError:
             stamp = None
         record = {"version": MARKER_VERSION, "name": rel, "source": stamp, "job": job,
@@ -316,17 +336,24 @@ class FileAnalyzer:
         self.cache = FeatureCache(options.cache_dir) if options.use_cache else None
 
     def analyze(self, path: str, ctx: RunContext | None = None):
-        """(AnalysisResult, was_cached)."""
-        from core.analyzer import result_from_features
+        """(AnalysisResult, was_cached). A sidecar transcript next to `path` is used unless the
+        options turn sidecars off; a broken one fails this file with a message naming it."""
+        from core.analyzer import record_transcript, result_from_features
         from core.cached_analysis import extract_cached
+        from core.transcripts import check_transcript_choice, choose_transcript
 
         ctx = ctx or RunContext()
-        rec, cached = extract_cached(self.pipeline, path, None, ctx, self.cache)
+        choice = choose_transcript(path, use_sidecar=self.options.sidecar_transcripts)
+        check_transcript_choice(choice, hint="--no-sidecar ignores transcripts next to recordings")
+        rec, cached = extract_cached(self.pipeline, path, choice.transcript, ctx, self.cache)
+        record_transcript(rec, path, choice.transcript)
         return result_from_features(rec, self.engine, ctx), cached
 
-    def analyze_payload(self, path: str, data: bytes | None = None, display_path: str | None = None) -> dict[str, Any]:
+    def analyze_payload(self, path: str, data: bytes | None = None, display_path: str | None = None,
+                        sidecar: tuple[str, bytes] | None = None) -> dict[str, Any]:
         """Errors are returned, not raised, so a Ray driver sees our one-line message and not a
-        RayTaskError wrapping a traceback."""
+        RayTaskError wrapping a traceback. `sidecar`: (path, bytes) of the input's transcript when
+        the bytes are shipped too; it is placed next to the temp copy under its own name."""
         t0 = time.perf_counter()
         tmp_dir = None
         try:
@@ -334,11 +361,15 @@ class FileAnalyzer:
                 tmp_dir = tempfile.mkdtemp(prefix="msa-batch-")
                 local = Path(tmp_dir) / Path(path).name
                 local.write_bytes(data)
+                if sidecar is not None:
+                    (Path(tmp_dir) / Path(sidecar[0]).name).write_bytes(sidecar[1])
                 path_to_read = str(local)
             else:
                 path_to_read = path
             result, cached = self.analyze(path_to_read)
             result.recording["path"] = display_path or path
+            if sidecar is not None and isinstance(result.recording.get("transcript"), dict):
+                result.recording["transcript"]["path"] = sidecar[0]  # not the temp copy's path
             return {"ok": True, "result": result.to_dict(), "cached": cached,
                     "seconds": time.perf_counter() - t0}
         except Cancelled:
@@ -416,7 +447,7 @@ def plan_batch(
 ) -> tuple[list[tuple[str, Path]], list[tuple[str, Path]], list[tuple[str, Path, str]]]:
     """(to do, already done, failed before and not retried) as (relative name, path[, error])."""
     root = Path(input_dir)
-    state = BatchState(out_dir)
+    state = BatchState(out_dir, options)
     job = options.job_fingerprint()
     todo, done, failed = [], [], []
     for path in find_media(root, options.recursive):
@@ -470,7 +501,7 @@ def _run_batch_locked(root: Path, out: Path, options: BatchOptions, ctx: RunCont
         if on_event is not None:
             on_event("skipped", rel, None)
     summary.previously_failed = [rel for rel, _, _ in failed_before]
-    writer = _Writer(BatchState(out), options, options.job_fingerprint(), summary, on_event)
+    writer = _Writer(BatchState(out, options), options, options.job_fingerprint(), summary, on_event)
     try:
         if todo:
             if ray_address is None:
@@ -540,8 +571,9 @@ class _RayWorker:
         self.analyzer = FileAnalyzer(BatchOptions(**options))
         self.pid = os.getpid()
 
-    def analyze(self, path: str, data: bytes | None = None) -> dict[str, Any]:
-        payload = self.analyzer.analyze_payload(path, data, display_path=path)
+    def analyze(self, path: str, data: bytes | None = None,
+                sidecar: tuple[str, bytes] | None = None) -> dict[str, Any]:
+        payload = self.analyzer.analyze_payload(path, data, display_path=path, sidecar=sidecar)
         payload["worker_pid"] = self.pid
         return payload
 
@@ -593,9 +625,11 @@ def _run_ray(todo: list[tuple[str, Path]], options: BatchOptions, ctx: RunContex
         def submit(actor) -> None:
             rel, path = queue.pop(0)
             data = path.read_bytes() if options.ship_files else None
+            transcript = options.transcript_for(path) if options.ship_files else None
+            sidecar = (transcript, Path(transcript).read_bytes()) if transcript else None
             if on_event is not None:
                 on_event("start", rel, None)
-            ref = actor.analyze.remote(str(path), data)
+            ref = actor.analyze.remote(str(path), data, sidecar)
             running[ref] = (rel, path, actor, time.perf_counter())
 
         for actor in actors:

@@ -7,6 +7,12 @@ speech afterwards. Subtitle files keep their cue times.
 Encoding: UTF-8 (with or without BOM), UTF-16 when it has a BOM; otherwise cp1252 (what Windows
 editors write) and finally latin-1, with a ctx warning, so a stray byte never aborts a run.
 
+Sidecars: `choose_transcript` picks the transcript of a recording for every front end (CLI analyze,
+batch, GUI): an explicit file wins; else `NAME.srt`, `NAME.vtt` or `NAME.txt` next to `NAME.ext`
+(first found, in that order) unless sidecars are turned off; else none (speech recognition). The
+choice's `record()` goes into the result (`recording.transcript`) so every result says which
+transcript it used.
+
 Size: files over MAX_TRANSCRIPT_BYTES are refused from their size alone, before a byte is read. A
 50 MB one-line "transcript" used to cost ~2 minutes and ~10 GB downstream (alignment, tokenising);
 real transcripts are far below the limit (10 hours of speech at 150 words/min is ~0.6 MB).
@@ -15,7 +21,9 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from core.errors import MSAError
 from core.progress import RunContext
@@ -62,6 +70,110 @@ def parse_transcript(text: str, name: str = "transcript", suffix: str = "",
 
 def is_untimed(segment: Segment) -> bool:
     return segment.start < 0 or segment.end < 0
+
+
+# ----------------------------------------------------------------------------------- sidecars
+
+# Timed formats first: a recording with both clip.srt and clip.txt gets the cue times.
+SIDECAR_SUFFIXES = (".srt", ".vtt", ".txt")
+
+
+@dataclass(frozen=True)
+class TranscriptChoice:
+    """The transcript an analysis uses. origin: "sidecar" (the file lies next to the recording with its
+    name, whether found or given), "file" (any other file) or "asr" (none: speech recognition)."""
+
+    path: Path | None
+    origin: str
+    ignored: tuple[Path, ...] = field(default_factory=tuple)  # other sidecars that were not used
+
+    @property
+    def transcript(self) -> str | None:
+        """The value for the pipeline's `transcript` argument."""
+        return None if self.path is None else str(self.path)
+
+    def record(self) -> dict[str, Any]:
+        """What the result stores under recording["transcript"]."""
+        if self.path is None:
+            return {"source": "asr"}
+        out: dict[str, Any] = {"source": self.origin, "path": str(self.path),
+                               "format": _format_name(self.path)}
+        if self.ignored:
+            out["ignored"] = [str(p) for p in self.ignored]
+        return out
+
+    def describe(self) -> str:
+        """One line for people: 'transcript clip.srt (next to the recording)'."""
+        return describe_transcript_record(self.record())
+
+
+def describe_transcript_record(record: Any) -> str:
+    """A result's recording["transcript"] in words (also for results written before it existed)."""
+    if not isinstance(record, dict):
+        return "not recorded (result written before MSA Studio recorded it)"
+    if record.get("source") == "asr" or not record.get("path"):
+        return "speech recognition (no transcript file)"
+    where = "next to the recording" if record.get("source") == "sidecar" else "given"
+    return f"transcript {Path(str(record['path'])).name} ({where})"
+
+
+def _format_name(path: Path) -> str:
+    return {".srt": "srt", ".vtt": "vtt"}.get(path.suffix.lower(), "text")
+
+
+def sidecar_transcripts(media: str | os.PathLike) -> list[Path]:
+    """Every `NAME.srt` / `NAME.vtt` / `NAME.txt` (or `.SRT`, ...) next to `NAME.ext`, in preference
+    order. Looked up by name (no folder listing: a batch folder may hold thousands of files)."""
+    p = Path(media)
+    found: list[Path] = []
+    for suffix in SIDECAR_SUFFIXES:
+        for variant in dict.fromkeys((suffix, suffix.upper())):
+            candidate = p.with_name(p.stem + variant)
+            if candidate.is_file() and not any(_same(candidate, f) for f in found):
+                found.append(candidate)
+    return found
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def transcript_choice(media: str | os.PathLike, transcript: str | os.PathLike | None) -> TranscriptChoice:
+    """Describe the transcript file an analysis of `media` uses (None: speech recognition)."""
+    if not transcript:
+        return TranscriptChoice(None, "asr")
+    path = Path(transcript)
+    sidecars = sidecar_transcripts(media)
+    if any(_same(path, s) for s in sidecars):
+        return TranscriptChoice(path, "sidecar", tuple(s for s in sidecars if not _same(path, s)))
+    return TranscriptChoice(path, "file")
+
+
+def choose_transcript(media: str | os.PathLike, explicit: str | os.PathLike | None = None,
+                      use_sidecar: bool = True) -> TranscriptChoice:
+    """The transcript for an analysis of `media`: `explicit` if given, else the first sidecar (unless
+    `use_sidecar` is False), else speech recognition. Reads no file."""
+    if explicit:
+        return transcript_choice(media, explicit)
+    sidecars = sidecar_transcripts(media) if use_sidecar else []
+    return transcript_choice(media, sidecars[0] if sidecars else None)
+
+
+def check_transcript_choice(choice: TranscriptChoice, hint: str = "") -> None:
+    """Parse the chosen transcript once (size, encoding, format) before any long work. A bad sidecar
+    is named as such, with `hint` saying how to leave it out."""
+    if choice.path is None:
+        return
+    try:
+        load_transcript(choice.path)
+    except MSAError as exc:
+        if choice.origin != "sidecar":
+            raise
+        raise MSAError(f"transcript file next to the recording cannot be used: {exc}"
+                       f"{f' ({hint})' if hint else ''}") from None
 
 
 # ------------------------------------------------------------------------------------ helpers

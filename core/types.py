@@ -20,6 +20,9 @@ class MediaInfo:
     audio_channels: int | None = None
     container: str = ""
     size_bytes: int = 0
+    # Which transcript the analysis used (core.transcripts.TranscriptChoice.record()); set by the
+    # callers of the pipeline, None where unknown (live windows, results from older versions).
+    transcript: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -19,6 +19,7 @@ APT_PACKAGES=(
   libgl1 libegl1 libglib2.0-0 libdbus-1-3 libfontconfig1 libxkbcommon0 libxkbcommon-x11-0
   libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-xinerama0 libxcb-xkb1
   libxcb-cursor0 libxcb-randr0 libxcb-shape0 libxcb-xfixes0 libnss3 libasound2
+  chromium  # headless: tests/test_report_browser.py renders the HTML reports (skipped without it)
 )
 
 if command -v apt-get >/dev/null 2>&1; then

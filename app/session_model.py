@@ -16,6 +16,7 @@ import numpy as np
 
 from core.errors import MSAError
 from core.shapley import MODALITY_ORDER, mask_key
+from core.uncertainty import prediction_interval
 
 if TYPE_CHECKING:
     from core.engine import InferenceEngine
@@ -79,11 +80,13 @@ class AnalysisSession:
             np.array([s.end for s in self.segments], dtype=np.float64),
         )
 
-    def confidences(self) -> np.ndarray | None:
-        conf = [s.confidence for s in self.segments]
-        if not conf or any(c is None for c in conf):
+    def confidences(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(low, high) of every segment's calibrated interval; None unless every segment has one."""
+        intervals = [prediction_interval(s.confidence) for s in self.segments]
+        if not intervals or any(iv is None for iv in intervals):
             return None
-        return np.array(conf, dtype=np.float64)
+        return (np.array([iv.low for iv in intervals], dtype=np.float64),
+                np.array([iv.high for iv in intervals], dtype=np.float64))
 
     def segment_index_at(self, t: float) -> int | None:
         """The segment containing t; between segments, None."""
@@ -270,8 +273,9 @@ class AnalysisSession:
         """The text the timeline shows when hovering a segment."""
         s = self.segments[index]
         parts = [f"{s.start:.2f}-{s.end:.2f} s   score {s.score:+.2f}"]
-        if s.confidence is not None:
-            parts[0] += f" ± {s.confidence:.2f}"
+        iv = prediction_interval(s.confidence)
+        if iv is not None:
+            parts[0] += f"   {iv.percent} interval [{iv.low:+.2f}, {iv.high:+.2f}]"
         parts.append(f"\u201c{s.text or '(no words)'}\u201d")
         contrib = "  ".join(f"{m[0].upper()} {s.contributions.get(m, 0.0):+.2f}" for m in MODALITY_ORDER)
         parts.append(f"Shapley: {contrib}   base {s.base_score:+.2f}")

@@ -15,7 +15,8 @@ from core.errors import FeatureSpecMismatch, MSAError
 from core.feature_spec import FeatureSpec, default_spec
 from core.progress import RunContext
 from core.shapley import MODALITY_ORDER, all_coalitions, mask_key, shapley_values
-from core.types import Interval, Segment, SegmentFeatures, SegmentResult
+from core.types import Segment, SegmentFeatures, SegmentResult
+from core.uncertainty import PredictionInterval
 
 ALL = frozenset(MODALITY_ORDER)
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "assets" / "checkpoints"
@@ -190,7 +191,7 @@ class InferenceEngine:
             ctx.report("shapley", 1.0, "done")
         return results
 
-    def interval(self, score: float, seg: Segment, feat: SegmentFeatures) -> Interval | None:
+    def interval(self, score: float, seg: Segment, feat: SegmentFeatures) -> PredictionInterval | None:
         """The checkpoint's calibrated interval for the modalities this segment really has
         (words, valid audio rows, a face); None when the checkpoint carries no calibration."""
         cal = (self.meta.get("metrics") or {}).get("calibration")
@@ -202,7 +203,7 @@ class InferenceEngine:
         if half is None or not np.isfinite(half):
             return None
         lo, hi = SCORE_RANGE
-        return Interval(level=float(cal["level"]), low=max(lo, score - half), high=min(hi, score + half))
+        return PredictionInterval(level=float(cal["level"]), low=max(lo, score - half), high=min(hi, score + half))
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -14,7 +14,8 @@ from core import __version__
 from core.atomic_write import atomic_open, atomic_write_text
 from core.errors import MSAError
 from core.shapley import MODALITY_ORDER
-from core.types import Interval, SegmentResult
+from core.types import SegmentResult
+from core.uncertainty import prediction_interval
 
 UNTRAINED_WARNING = (
     "UNTRAINED MODEL: no trained checkpoint was found, scores come from randomly initialised "
@@ -42,7 +43,7 @@ class AnalysisResult:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "AnalysisResult":
         try:
-            segs = [SegmentResult(**{**s, "confidence": Interval.from_dict(s.get("confidence"))}) for s in d["segments"]]
+            segs = [SegmentResult(**{**s, "confidence": prediction_interval(s.get("confidence"))}) for s in d["segments"]]
             return cls(
                 recording=d["recording"],
                 feature_spec=d["feature_spec"],

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from core.uncertainty import PredictionInterval
+
 
 @dataclass
 class MediaInfo:
@@ -102,23 +104,6 @@ class SegmentFeatures:
 
 
 @dataclass
-class Interval:
-    """A calibrated prediction interval: for `level` (e.g. 0.8) of segments like this one the true
-    score lies in [low, high] (split-conformal half-widths per set of present modalities, fitted on
-    data the model was not trained on; see models/calibration.py)."""
-
-    level: float
-    low: float
-    high: float
-
-    @classmethod
-    def from_dict(cls, d: "dict[str, float] | Interval | None") -> "Interval | None":
-        if d is None or isinstance(d, Interval):
-            return d
-        return cls(level=float(d["level"]), low=float(d["low"]), high=float(d["high"]))
-
-
-@dataclass
 class SegmentResult:
     start: float
     end: float
@@ -128,5 +113,5 @@ class SegmentResult:
     contributions: dict[str, float] = field(default_factory=dict)  # Shapley values per modality
     base_score: float = 0.0  # prediction with all modalities masked (Shapley baseline)
     mask_scores: dict[str, float] = field(default_factory=dict)  # "TAV","TA_",... -> score
-    confidence: Interval | None = None  # calibrated interval of `score` (None: model has no calibration)
+    confidence: PredictionInterval | None = None  # calibrated interval of `score` (None: none)
     warnings: list[str] = field(default_factory=list)

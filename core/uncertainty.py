@@ -36,6 +36,8 @@ def prediction_interval(confidence: Any) -> PredictionInterval | None:
     Anything that is not the documented shape with finite numbers, 0 < level < 1 and low <= high
     (null, a bare number from an older draft, a damaged file) counts as "no estimate": a report must
     never draw a band it cannot vouch for."""
+    if isinstance(confidence, PredictionInterval):
+        confidence = confidence.to_dict()
     if not isinstance(confidence, dict):
         return None
     try:

@@ -84,7 +84,7 @@ class SentimentTimeline(pg.PlotWidget):
         starts: np.ndarray,
         ends: np.ndarray,
         values: np.ndarray,
-        confidence: np.ndarray | None = None,
+        confidence: tuple[np.ndarray, np.ndarray] | None = None,
         x_range: tuple[float, float] | None = None,
     ) -> None:
         self.starts = np.asarray(starts, dtype=np.float64)
@@ -101,8 +101,8 @@ class SentimentTimeline(pg.PlotWidget):
         x, y = step_xy(self.starts, self.ends, self.values)
         self._line.setData(x, y)
         if confidence is not None and n:
-            conf = np.asarray(confidence, dtype=np.float64)
-            self._band.setOpts(x0=self.starts, x1=self.ends, y0=self.values - conf, height=2 * conf)
+            low, high = (np.asarray(c, dtype=np.float64) for c in confidence)
+            self._band.setOpts(x0=self.starts, x1=self.ends, y0=low, height=high - low)
             self._band.setVisible(True)
         else:
             self._band.setOpts(x0=[], x1=[], y0=[], height=[])

@@ -194,8 +194,9 @@ class CoalitionRegime:
     lnln: float = 0.30  # the rest removes whole modalities
     #: Relative frequency of the proper coalitions, by code (bit 0 text, 1 audio, 2 visual): the
     #: single-modality ones are what users meet most (text-only inputs, audio-only files, the
-    #: Shapley terms) and what the held-out checks measure, so they come twice or three times as often.
-    weights: tuple[float, ...] = (1.0, 3.0, 2.0, 1.0, 2.0, 1.0, 1.0)  # ___, T__, _A_, TA_, __V, T_V, _AV
+    #: Shapley terms) and what the held-out checks measure, and the empty one is the Shapley
+    #: baseline that must stay at 0, so these come two to four times as often as the pairs.
+    weights: tuple[float, ...] = (3.0, 4.0, 2.0, 1.0, 2.0, 1.0, 1.0)  # ___, T__, _A_, TA_, __V, T_V, _AV
 
     def draw(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(keep (B, 3) bool in MODALITIES order, lnln_rate (B,) float: 0 = no random drops)."""

@@ -13,6 +13,7 @@ from core.feature_spec import default_spec
 from core.types import SegmentFeatures
 from models.data import FeatureCache
 from models.extract_dataset import extract_dataset, read_label_csv
+from tests.media_factory import requires_espeak
 
 SPEC = default_spec()
 
@@ -191,6 +192,7 @@ def test_parallel_workers_survive_a_crashing_clip(tmp_path) -> None:
                                   fake_features(str(raw / "v" / "1.mp4"), "words 1").audio)
 
 
+@requires_espeak
 def test_real_pipeline_extracts_a_clip(tmp_path) -> None:
     from core.pipeline import FeaturePipeline
 
@@ -209,7 +211,8 @@ def test_real_pipeline_extracts_a_clip(tmp_path) -> None:
 
     raw = tmp_path / "raw" / "vid"
     raw.mkdir(parents=True)
-    make_video(raw / "1.mp4", 1.5)
+    # speech: FeatureSpec v2's audio rows are Whisper encoder states of speech pieces (a tone has none)
+    make_video(raw / "1.mp4", 2.5, speech_text="a fine test clip", tone_hz=None)
     csv = tmp_path / "label.csv"
     csv.write_text("video_id,clip_id,text,label,mode\nvid,1,a fine test clip,1.0,train\n")
     s = extract_dataset(tmp_path / "raw", csv, tmp_path / "fc", make_default_factory(SPEC), spec=SPEC, workers=1)

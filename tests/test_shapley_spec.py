@@ -60,7 +60,7 @@ def test_spec_round_trip_and_fingerprint() -> None:
     again = FeatureSpec.from_dict(spec.to_dict())
     assert again == spec
     assert again.fingerprint() == spec.fingerprint()
-    assert spec.dims == {"text": 384, "audio": 69, "visual": 58}
+    assert spec.version == 2 and spec.dims == {"text": 384, "audio": 384, "visual": 65}
 
 
 def test_spec_mismatch_names_every_differing_field() -> None:
@@ -69,7 +69,7 @@ def test_spec_mismatch_names_every_differing_field() -> None:
     with pytest.raises(FeatureSpecMismatch) as err:
         spec.require_compatible(other)
     msg = str(err.value)
-    assert "audio.dim: 69 != 74" in msg
+    assert "audio.dim: 384 != 74" in msg
     assert "visual.rate_hz" in msg
     assert "text" not in msg.split("(")[1].split(")")[0]
     spec.require_compatible(FeatureSpec.from_dict(spec.to_dict()))  # identical: no error

@@ -20,7 +20,7 @@ from core.extractors.visual import (
     pose_features,
     rotation_to_euler_deg,
 )
-from core.feature_spec import default_spec
+from core.feature_spec import v1_spec
 from tests.media_factory import DATA_DIR, GRID_DIR
 
 FER_FILE = DATA_DIR / "fer2013" / "train.npz"
@@ -69,15 +69,16 @@ def _rot(yaw: float, pitch: float, roll: float) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ contract
-def test_columns_match_default_spec() -> None:
-    spec = default_spec().visual
+def test_columns_match_the_v1_spec() -> None:
+    """The v1 columns (also the first 58 of the default v2 face features, tests/test_face_v2.py)."""
+    spec = v1_spec().visual
     assert EXTRACTORS.get("mediapipe-face-v1") is MediaPipeFaceExtractor
     assert len(COLUMNS) == len(set(COLUMNS)) == spec.dim == 58
     assert len(BLENDSHAPE_NAMES) == 52
     with MediaPipeFaceExtractor.from_spec(spec) as ext:
         assert ext.dim == 58 and ext.columns == COLUMNS
     with pytest.raises(FeatureSpecMismatch):
-        MediaPipeFaceExtractor.from_spec(default_spec().with_modality("visual", dim=60).visual)
+        MediaPipeFaceExtractor.from_spec(v1_spec().with_modality("visual", dim=60).visual)
     with pytest.raises(FeatureSpecMismatch):
         MediaPipeFaceExtractor(landmarks=True)
 

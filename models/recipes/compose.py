@@ -4,16 +4,18 @@ No multimodal sentiment corpus can be downloaded here, so samples are composed f
 data, every feature row made by the pipeline's own extractors (stages 1a-1c). v2 differs from v1 in
 what a sample may be *anchored* on, and in saying which modalities carry evidence about its label:
 
-* ``mosi`` — a real MOSI transcript with its human label; audio and face each, independently:
+* ``mosi`` — a real MOSI transcript with its human label (in train, one more pairing of each with
+  audio and face absent, like a text-only input); audio and face each, independently:
   a RAVDESS clip / FER face whose valence agrees with the label's sign and strength (role
   "label"), a neutral clip/face for |label| < neutral_band ("neutral-label"), an uninformative one
   regardless of the label (RAVDESS/FER neutral, GRID talking heads; "uninformative"), or absent.
-* ``voice`` — a RAVDESS clip with the valence of its acted emotion (EMOTION_LABEL x intensity)
+* ``voice`` — a RAVDESS clip with the valence of its acted emotion (EMOTION_LABEL x intensity;
+  pleasant clips repeated so that pleasant and unpleasant voices are equally frequent)
   and *its own words as Whisper heard them* ("Kids are talking by the door"), face absent, an
   agreeing FER face, or an uninformative one. Without these, text always agreed with the voice,
   and the fusion models learnt to ignore a voice when the words are neutral — the case of every
   RAVDESS-style recording.
-* ``face`` — a FER face with the valence of its expression, text of a neutral recording (GRID or
+* ``face`` — a FER face with the valence of its expression (half pleasant, half unpleasant), text of a neutral recording (GRID or
   RAVDESS words) or no words, audio absent or uninformative.
 * ``neutral`` — RAVDESS neutral clips (own words) and GRID clips (own words, voice and video),
   label 0: uninformative input must score 0, not a learned offset.
@@ -60,6 +62,7 @@ GRID_DEV = ("pwij3p", "sbia1a", "swiz3n")  # 3 of the 10 GRID clips form the dev
 AUDIO_RATE_HZ = 50.0
 N_BLENDSHAPES = 52
 TRANSLATION_COLS = slice(55, 58)
+EXPRESSION_COLS = slice(58, None)  # mediapipe-face-v2: the CNN's 7 class probabilities
 EVIDENCE = {"text": 1, "audio": 2, "visual": 4}  # = models.missing.EVIDENCE_BITS
 INFORMATIVE_ROLES = ("label", "neutral-label")
 #: Sentiment of an acted emotion on MOSI's scale (normal intensity; strong x STRONG_FACTOR).
@@ -68,12 +71,14 @@ INFORMATIVE_ROLES = ("label", "neutral-label")
 EMOTION_LABEL = {"happy": 1.6, "calm": 1.0, "sad": -1.5, "angry": -1.8, "fearful": -1.6, "disgust": -1.6,
                  "fear": -1.6}
 STRONG_FACTOR = 1.25
+GRID_DRAWS = 8  # neutral GRID samples per training clip and replica (the only real talking-head video)
 
 
 @dataclass(frozen=True)
 class ComposeConfig:
     replicas_train: int = 2
-    calib_share: float = 0.15  # of MOSI train videos, held out for interval calibration
+    text_only_replicas: int = 1  # extra pairings of each MOSI train sample with audio and face absent
+    calib_share: float = 0.25  # of MOSI train videos, held out for interval calibration
     p_uninformative: float = 0.3
     p_grid_in_uninformative: float = 0.3
     p_no_video: float = 0.2
@@ -87,6 +92,7 @@ class ComposeConfig:
     visual_rate_hz: float = 10.0
     min_frames: int = 10
     jitter: float = 0.05
+    p_real_face_geometry: float = 0.5
     pose_tx: tuple[float, float] = (-0.3, 0.3)
     pose_ty: tuple[float, float] = (-0.4, 0.2)
     pose_tz: tuple[float, float] = (-0.8, -0.2)
@@ -233,14 +239,18 @@ def _sample(sid: str, split: str, label: float, anchor: str, text: dict, audio: 
 
 
 def plan_mosi(src: Sources, split: str, cfg: ComposeConfig) -> list[dict[str, Any]]:
+    """MOSI-anchored samples; in train, `text_only_replicas` more pairings have audio and face
+    absent, as a transcript or a text-only input gives them (the case the MOSI-dev row measures)."""
     a_pools, v_pools, grid = src.audio_pools(split), src.visual_pools(split), src.grid_indices(split)
+    replicas = cfg.replicas_train + cfg.text_only_replicas if split == "train" else 1
     out = []
-    for r in range(cfg.replicas_train if split == "train" else 1):
+    for r in range(replicas):
+        text_only = split == "train" and r >= cfg.replicas_train
         for i in np.flatnonzero(src.mosi_split == split):
             rng = np.random.default_rng([BASE_SEED, SPLIT_CODE[split], r, int(i)])
             label = float(src.mosi["label"][i])
-            audio = ABSENT if rng.random() < cfg.p_no_audio else _modality_plan("ravdess", label, a_pools, grid, cfg, rng)
-            visual = ABSENT if rng.random() < cfg.p_no_video else _modality_plan("fer", label, v_pools, grid, cfg, rng)
+            audio = ABSENT if text_only or rng.random() < cfg.p_no_audio else _modality_plan("ravdess", label, a_pools, grid, cfg, rng)
+            visual = ABSENT if text_only or rng.random() < cfg.p_no_video else _modality_plan("fer", label, v_pools, grid, cfg, rng)
             out.append(_sample(f"{split}/mosi/{r}/{src.mosi['id'][i]}", split, label, "mosi",
                                {"source": "mosi", "index": int(i)}, audio, visual, True, rng))
     return out
@@ -253,11 +263,17 @@ def emotion_label(emotion: str, strong: bool) -> float:
 def plan_voice(src: Sources, split: str, cfg: ComposeConfig) -> list[dict[str, Any]]:
     v_pools, grid = src.visual_pools(split), src.grid_indices(split)
     val = src.rav_valence()
+    n_pos, n_neg = (int((src.rav_split(split) & (val == s)).sum()) for s in (1, -1))
     out = []
     for i in np.flatnonzero(src.rav_split(split) & np.isin(val, (-1, 1))):
         emotion = RAVDESS_EMOTIONS[int(src.rav["emotion"][i])]
         label = emotion_label(emotion, int(src.rav["intensity"][i]) == 2)
-        for r in range(cfg.voice_replicas if split == "train" else 1):
+        # as many positive as negative voices (RAVDESS acts 2 pleasant and 4 unpleasant emotions):
+        # an unbalanced pool teaches the audio branch a negative prior for any voice
+        reps = cfg.voice_replicas if split == "train" else 1
+        if val[i] > 0:
+            reps = max(1, round(reps * n_neg / max(1, n_pos)))
+        for r in range(reps):
             rng = np.random.default_rng([BASE_SEED, 30 + SPLIT_CODE[split], r, int(i)])
             u = rng.random()
             if u < cfg.voice_p_face:
@@ -274,10 +290,12 @@ def plan_voice(src: Sources, split: str, cfg: ComposeConfig) -> list[dict[str, A
 
 def plan_face(src: Sources, split: str, cfg: ComposeConfig) -> list[dict[str, Any]]:
     v_pools, a_pools, grid = src.visual_pools(split), src.audio_pools(split), src.grid_indices(split)
-    polar = np.concatenate([v_pools["positive"], v_pools["negative"]])
     n = cfg.face_samples if split == "train" else cfg.face_samples // 5
     rng0 = np.random.default_rng([BASE_SEED, 40 + SPLIT_CODE[split]])
-    chosen = np.sort(rng0.choice(polar, size=min(n, len(polar)), replace=False))
+    # half pleasant, half unpleasant faces (FER has 1 pleasant class and 4 unpleasant ones): an
+    # unbalanced pool teaches the visual branch a negative prior for any face
+    chosen = np.sort(np.concatenate([rng0.choice(v_pools[k], size=min(n // 2, len(v_pools[k])), replace=False)
+                                     for k in ("positive", "negative")]))
     classes = src.fer_classes
     found_labels = src.fer["label"][src._fer_found]
     no_words = src.spoken_index["none/no-words"]
@@ -311,7 +329,7 @@ def plan_neutral(src: Sources, split: str, cfg: ComposeConfig) -> list[dict[str,
                                {"source": "ravdess", "index": int(i), "role": "uninformative"}, visual, False, rng))
         for g in grid:
             rng = np.random.default_rng([BASE_SEED, 70 + SPLIT_CODE[split], r, int(g)])
-            for k in range(4 if split == "train" else 1):  # GRID clips are few: several draws each
+            for k in range(GRID_DRAWS if split == "train" else 1):  # GRID clips are few: several draws each
                 out.append(_sample(f"{split}/grid/{r}/{k}/{src.grid_a['name'][g]}", split, 0.0, "neutral",
                                    {"source": "spoken", "index": src.spoken_words("grid", int(g))},
                                    {"source": "grid", "index": int(g), "role": "uninformative"},
@@ -366,7 +384,15 @@ def face_sequence(src: Sources, plan: dict[str, Any], n_frames: int, split: str,
     seq += rng.normal(0.0, cfg.jitter, size=seq.shape) * src.fer_col_std
     head = np.array([rng.uniform(*cfg.pose_tx), rng.uniform(*cfg.pose_ty), rng.uniform(*cfg.pose_tz)])
     seq[:, TRANSLATION_COLS] = head + steps[:, TRANSLATION_COLS]
+    if rng.random() < cfg.p_real_face_geometry:
+        # blendshapes + pose of the real talking head, expression of the FER face: real video and
+        # the still faces differ in their geometry columns, and without this the models learnt
+        # "real-video geometry = uninformative" and ignored the expression of real faces
+        seq[:, :EXPRESSION_COLS.start] = g[(start + np.arange(n_frames)) % len(g), :EXPRESSION_COLS.start]
     seq[:, :N_BLENDSHAPES] = np.clip(seq[:, :N_BLENDSHAPES], 0.0, 1.0)
+    if seq.shape[1] > EXPRESSION_COLS.start:  # class probabilities stay probabilities
+        expr = np.clip(seq[:, EXPRESSION_COLS], 0.0, None)
+        seq[:, EXPRESSION_COLS] = expr / np.maximum(expr.sum(1, keepdims=True), 1e-6)
     return seq.astype(np.float32), np.ones(n_frames, dtype=bool)
 
 

@@ -196,6 +196,7 @@ def report(data: Path, models: list[str], fer_limit: int | None = None, tmp: Pat
         inside = [s.confidence is not None and s.confidence.low <= y <= s.confidence.high for s, y in zip(text_res, labels)]
         mosi = regression_metrics(text_pred, labels)
         rav_fused, rav_audio = scored(rav_recs), scored(rav_recs, "_A_")
+        polar = rav_val != 0
         base = np.mean([s.base_score for r in rav_recs for s in engine.analyze(r.segments, r.features)])
         emo = np.array([n.emotion_name for _, n in rav])
         video_v = scored(video_recs, "__V")
@@ -208,10 +209,14 @@ def report(data: Path, models: list[str], fer_limit: int | None = None, tmp: Pat
         rows[name] = {
             "mosi_dev_text_only": {"Acc2": mosi["Non0_acc_2"], "F1": mosi["Non0_F1_score"], "MAE": mosi["MAE"],
                                    "Corr": mosi["Corr"], "interval_coverage": float(np.mean(inside)), "n": len(labels)},
-            "ravdess_17_20": {"audio_only_sign": sign_accuracy(rav_audio, rav_val), "fused_sign": sign_accuracy(rav_fused, rav_val),
-                              "n": int(len(rav_val)),
+            "ravdess_17_20": {"audio_only_sign": sign_accuracy(rav_audio[polar], rav_val[polar]),
+                              "fused_sign": sign_accuracy(rav_fused[polar], rav_val[polar]), "n": int(polar.sum()),
                               "per_emotion_fused": {e: sign_accuracy(rav_fused[emo == e], rav_val[emo == e])
-                                                    for e in sorted(set(emo))}},
+                                                    for e in sorted(set(emo)) if e != "neutral"},
+                              "per_emotion_audio_only": {e: sign_accuracy(rav_audio[emo == e], rav_val[emo == e])
+                                                         for e in sorted(set(emo)) if e != "neutral"},
+                              "neutral_mean_abs_fused": float(np.mean(np.abs(rav_fused[~polar]))),
+                              "neutral_n": int((~polar).sum())},
             "fer_heldout_visual_only_sign": {"acc": sign_accuracy(fer_scores, fer_val), "n": int(len(fer_val))},
             "ravdess_video_visual_only": {
                 "clips": {p.stem: {"emotion": e, "score": float(v)} for p, e, v in zip(video_paths, video_emotion, video_v)},

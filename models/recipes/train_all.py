@@ -2,7 +2,9 @@
 
     python -m models.recipes.train_all --data ../shared/data --out assets --work /tmp/msa_work
 
-Stages: prepare_audio (VAD + Whisper: audio rows and the words heard) / prepare_text /
+Stages: the face expression CNN (train_face_cnn.py, OUT/face; its ONNX file must be the one the
+code expects, core.extractors.face_cnn.WEIGHTS_SHA256) -> prepare_audio (VAD + Whisper: audio rows
+and the words heard) / prepare_text /
 prepare_visual (feature caches under WORK) -> unimodal probes -> composed corpus v2 -> train every
 registered model with the coalition regime (models.missing.CoalitionRegime) -> calibrate 80 %
 intervals on the corpus' calibration split -> evaluate (composed dev per coalition, MOSI dev
@@ -257,6 +259,9 @@ def run(data: Path, out: Path, work: Path, models: list[str], epochs: int, quick
     work.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     t = Stopwatch()
+    train_face_cnn(data, work, out, jobs)
+    timings["face_cnn"] = t.seconds
+    t = Stopwatch()
     prepare_audio(data, work, jobs=jobs)  # first: prepare_text encodes the words it heard
     timings["prepare_audio"] = t.seconds
     t = Stopwatch()
@@ -304,6 +309,19 @@ def run(data: Path, out: Path, work: Path, models: list[str], epochs: int, quick
     make_cards(out)
     log(f"all done in {watch.seconds} s")
     return run_info
+
+
+def train_face_cnn(data: Path, work: Path, out: Path, workers: int) -> None:
+    """Stage 0: the expression CNN of the v2 face features. It is deterministic, so the rebuilt
+    file must equal the one the extractor is pinned to; anything else stops the run here."""
+    from core.extractors.face_cnn import WEIGHTS_SHA256
+    from models.recipes.train_face_cnn import DEFAULTS, ONNX_NAME
+    from models.recipes.train_face_cnn import run as run_face
+
+    report = run_face(data, work, out / "face", dict(DEFAULTS), workers, val=False)
+    if report.get("onnx_sha256") != WEIGHTS_SHA256:
+        raise SystemExit(f"the rebuilt {ONNX_NAME} (sha256 {report.get('onnx_sha256')}) differs from the one "
+                         f"core.extractors.face_cnn expects ({WEIGHTS_SHA256}); see assets/face/README.md")
 
 
 def _torch_threads() -> int:

@@ -29,7 +29,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -237,10 +237,12 @@ def train_model(
     grad_clip: float | None = 1.0,
     vocab_frames: int = 20000,
     data_info: dict[str, Any] | None = None,
+    validate: Callable[[MSAModel], dict[str, float]] | None = None,
 ) -> tuple[MSAModel, TrainHistory, dict[str, float]]:
     """Train `model_name` and return (best model, history, its validation metrics).
 
-    The best model (by `select_metric` on the complete validation set) is restored at the end and,
+    The best model (by `select_metric` on the complete validation set, or on what `validate(model)`
+    returns) is restored at the end and,
     with `out_dir`, saved as `<out_dir>/<model_name>.safetensors` + `.json` whenever it improves,
     so a cancelled run (core.errors.Cancelled) keeps its best checkpoint so far."""
     check_training_options(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
@@ -342,8 +344,11 @@ def train_model(
         if hasattr(model, "on_epoch_end"):
             model.on_epoch_end(epoch)
 
-        valid = regression_metrics(predict(model, valid_ds, batch_size=max(batch_size, 64), device=device, ctx=ctx),
-                                   valid_ds.labels)
+        if validate is not None:  # e.g. metrics over several coalitions (models/recipes/train_all.py)
+            valid = validate(model)
+        else:
+            valid = regression_metrics(predict(model, valid_ds, batch_size=max(batch_size, 64), device=device,
+                                               ctx=ctx), valid_ds.labels)
         row = {"epoch": epoch, **{f"train_{k}": v / max(1, n_batches) for k, v in sums.items()},
                **{f"valid_{k}": v for k, v in valid.items()}}
         history.epochs.append(row)

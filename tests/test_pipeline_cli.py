@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from cli.main import main
+from core.feature_spec import default_spec
 from tests.media_factory import cached_audio, cached_video, requires_espeak, requires_grid
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +40,7 @@ def test_cli_subprocess_end_to_end(speech_clip: Path, tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     data = json.loads(out_json.read_text())
     assert data["recording"]["has_audio"] and data["recording"]["has_video"]
-    assert data["feature_spec"]["audio"]["dim"] == 69
+    assert data["feature_spec"]["version"] == 2 and data["feature_spec"]["audio"]["dim"] == default_spec().audio.dim
     segs = data["segments"]
     assert segs, "no segments"
     words = " ".join(s["text"].lower() for s in segs)
@@ -89,7 +90,6 @@ def test_unknown_model_is_a_user_error(tmp_path: Path, capsys) -> None:
 
 
 def test_checkpoint_with_other_spec_is_refused_naming_the_field(tmp_path: Path, capsys) -> None:
-    from core.feature_spec import default_spec
     from models.checkpoint import save_checkpoint
     from models.registry import build_model
 
@@ -100,7 +100,7 @@ def test_checkpoint_with_other_spec_is_refused_naming_the_field(tmp_path: Path, 
     rc, err = run_cli(["analyze", str(clip), "--model", MODEL, "--checkpoint", str(ckpt),
                        "--json", str(tmp_path / "o.json")], capsys)
     assert rc == 2
-    assert "audio.dim" in err and "74" in err and "69" in err, err
+    assert "audio.dim" in err and "74" in err and str(default_spec().audio.dim) in err, err
 
 
 def test_audio_only_file_gives_partial_result_with_warning(tmp_path: Path) -> None:

@@ -15,7 +15,8 @@ what a sample may be *anchored* on, and in saying which modalities carry evidenc
   agreeing FER face, or an uninformative one. Without these, text always agreed with the voice,
   and the fusion models learnt to ignore a voice when the words are neutral — the case of every
   RAVDESS-style recording.
-* ``face`` — a FER face with the valence of its expression (half pleasant, half unpleasant), text of a neutral recording (GRID or
+* ``face`` — a FER face with the valence of its expression (a third each pleasant, unpleasant and
+  neutral, label 0), text of a neutral recording (GRID or
   RAVDESS words) or no words, audio absent or uninformative.
 * ``neutral`` — RAVDESS neutral clips (own words) and GRID clips (own words, voice and video),
   label 0: uninformative input must score 0, not a learned offset.
@@ -71,7 +72,7 @@ INFORMATIVE_ROLES = ("label", "neutral-label")
 EMOTION_LABEL = {"happy": 1.6, "calm": 1.0, "sad": -1.5, "angry": -1.8, "fearful": -1.6, "disgust": -1.6,
                  "fear": -1.6}
 STRONG_FACTOR = 1.25
-GRID_DRAWS = 8  # neutral GRID samples per training clip and replica (the only real talking-head video)
+GRID_DRAWS = 3  # neutral GRID samples per training clip and replica (the only real talking-head video)
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ class ComposeConfig:
     strength_spread: float = 0.15
     voice_replicas: int = 1  # voice-anchored samples per RAVDESS train clip
     voice_p_face: float = 0.3  # ... with an agreeing face (else absent / uninformative)
-    face_samples: int = 1000  # face-anchored samples in train (dev: a fifth)
+    face_samples: int = 1200  # face-anchored samples in train (dev: a fifth)
     neutral_replicas: int = 3
     visual_rate_hz: float = 10.0
     min_frames: int = 10
@@ -292,17 +293,19 @@ def plan_face(src: Sources, split: str, cfg: ComposeConfig) -> list[dict[str, An
     v_pools, a_pools, grid = src.visual_pools(split), src.audio_pools(split), src.grid_indices(split)
     n = cfg.face_samples if split == "train" else cfg.face_samples // 5
     rng0 = np.random.default_rng([BASE_SEED, 40 + SPLIT_CODE[split]])
-    # half pleasant, half unpleasant faces (FER has 1 pleasant class and 4 unpleasant ones): an
-    # unbalanced pool teaches the visual branch a negative prior for any face
-    chosen = np.sort(np.concatenate([rng0.choice(v_pools[k], size=min(n // 2, len(v_pools[k])), replace=False)
-                                     for k in ("positive", "negative")]))
+    # a third each of pleasant, unpleasant and neutral faces (FER has 1 pleasant class and 4
+    # unpleasant ones): an unbalanced pool teaches the visual branch a prior for any face, and the
+    # neutral faces (label 0) say where "no sentiment" lies in expression space
+    chosen = np.sort(np.concatenate([rng0.choice(v_pools[k], size=min(n // 3, len(v_pools[k])), replace=False)
+                                     for k in ("positive", "negative", "neutral")]))
     classes = src.fer_classes
     found_labels = src.fer["label"][src._fer_found]
     no_words = src.spoken_index["none/no-words"]
     out = []
     for j in chosen:
         rng = np.random.default_rng([BASE_SEED, 50 + SPLIT_CODE[split], int(j)])
-        label = emotion_label(classes[int(found_labels[j])], False)
+        expression = classes[int(found_labels[j])]
+        label = emotion_label(expression, False) if expression in EMOTION_LABEL else 0.0
         u = rng.random()
         if u < 0.4:
             text = {"source": "spoken", "index": no_words}
@@ -311,8 +314,9 @@ def plan_face(src: Sources, split: str, cfg: ComposeConfig) -> list[dict[str, An
             audio = _uninformative("ravdess", a_pools, grid, cfg, rng)
             kind = "grid" if audio["source"] == "grid" else "ravdess"
             text = {"source": "spoken", "index": src.spoken_words(kind, audio["index"])}
+        role = "label" if label else "neutral-label"
         out.append(_sample(f"{split}/face/{int(j)}", split, label, "face", text, audio,
-                           {"source": "fer", "index": int(j), "role": "label"}, False, rng))
+                           {"source": "fer", "index": int(j), "role": role}, False, rng))
     return out
 
 

@@ -136,7 +136,7 @@ Sources and licences:
   this model: {_f(rep['seconds'], 0)} s including evaluation)
 - trainer `models.train.train_model`: AdamW lr {tr['lr']}, weight decay {tr['weight_decay']}, batch {tr['batch_size']},
   up to {tr['epochs']} epochs (ran {tr['epochs_run']}, best epoch {tr['best_epoch']}, patience {tr['patience']}),
-  selection on composed-dev {tr['select_metric']}, grad clip {tr['grad_clip']}
+  selection on the mean composed-dev {tr['select_metric']} of the coalitions TAV, T__, _A_ and __V, grad clip {tr['grad_clip']}
 - missing-data regime: `{tr['missing']}` (35 % complete, 30 % LNLN random drops at rate ~ U(0, 1),
   35 % whole modalities removed as the engine removes them for Shapley values, each of the 7 other
   coalitions alike; a coalition is trained towards the label where one of its modalities carries

@@ -92,10 +92,10 @@ def eval_text_only(model, data: Path, encoder=None, ds=None) -> dict[str, float]
     return regression_metrics(predict(model, ds, batch_size=64), ds.labels)
 
 
-def eval_masks(model, ds, unk_id: int, reencode) -> dict[str, dict[str, float]]:
-    """Composed-dev metrics for each of the 8 coalitions, inputs masked as the engine masks them
-    (zero rows / [UNK] text), against the coalition's target (the label where a kept modality
-    carries evidence, else 0: what the model is trained to say for that coalition)."""
+def eval_masks(model, ds, unk_id: int, reencode, keys: tuple[str, ...] | None = None) -> dict[str, dict[str, float]]:
+    """Composed-dev metrics for each of the 8 coalitions (or those of `keys`), inputs masked as the
+    engine masks them (zero rows / [UNK] text), against the coalition's target (the label where a
+    kept modality carries evidence, else 0: what the model is trained to say for that coalition)."""
     import torch
 
     from core.shapley import all_coalitions, mask_key
@@ -107,6 +107,9 @@ def eval_masks(model, ds, unk_id: int, reencode) -> dict[str, dict[str, float]]:
     evidence = None if ds.evidence is None else torch.as_tensor(ds.evidence)
     out = {}
     for keep in sorted(all_coalitions(), key=lambda c: -len(c)):
+        if keys is not None and mask_key(keep) not in keys:
+            continue
+
         def tf(batch, keep=keep):
             return mask_modalities(batch, keep, unk_id=unk_id, reencode=reencode)
 
@@ -119,6 +122,21 @@ def eval_masks(model, ds, unk_id: int, reencode) -> dict[str, dict[str, float]]:
 
 
 # ----------------------------------------------------------------------------- training
+
+
+#: Model selection: the mean composed-dev MAE of the complete input and of each modality alone, so
+#: that an epoch where one modality's branch has overfit (the voices of 14 actors, say) is not
+#: chosen for the others' sake: every coalition's score is part of what the app shows.
+SELECTION_COALITIONS = ("TAV", "T__", "_A_", "__V")
+
+
+def coalition_validation(ds, unk_id: int, reencode):
+    def validate(model) -> dict[str, float]:
+        masks = eval_masks(model, ds, unk_id, reencode, keys=SELECTION_COALITIONS)
+        out = {f"{k}_MAE": masks[k]["MAE"] for k in SELECTION_COALITIONS}
+        return {**masks["TAV"], **out, "MAE": float(np.mean([masks[k]["MAE"] for k in SELECTION_COALITIONS]))}
+
+    return validate
 
 
 def train_one(name: str, train_ds, dev_ds, calib_ds, text_ds, work: Path, out: Path, encoder, reencode,
@@ -142,9 +160,11 @@ def train_one(name: str, train_ds, dev_ds, calib_ds, text_ds, work: Path, out: P
         name, train_ds, dev_ds, default_spec(), epochs=epochs, batch_size=BATCH_SIZE, lr=lr, seed=SEED,
         missing=MISSING, reencode=reencode if reencode_train else None, unk_id=encoder.unk_id,
         out_dir=ckpt_dir, config=overrides, patience=PATIENCE, data_info=data_info,
+        validate=coalition_validation(dev_ds, encoder.unk_id, reencode),
     )
     train_seconds = watch.seconds
-    log(f"train: {name} done in {train_seconds} s, best epoch {history.best_epoch}, dev MAE {valid['MAE']:.3f}")
+    log(f"train: {name} done in {train_seconds} s, best epoch {history.best_epoch}, dev coalition-mean MAE "
+        f"{valid['MAE']:.3f}")
     model.eval()
     with torch.no_grad():
         calibration = fit_intervals(model, calib_ds, encoder.unk_id, reencode)
@@ -159,7 +179,7 @@ def train_one(name: str, train_ds, dev_ds, calib_ds, text_ds, work: Path, out: P
     meta = read_checkpoint_meta(ckpt_dir / f"{name}.safetensors")
     training = dict(meta.training)
     training.update({"train_seconds": train_seconds, "reencode_text_in_training": reencode_train})
-    metrics = {"valid": valid, "composed_dev": valid, "mosi_dev_text_only": text_only,
+    metrics = {"valid": valid, "composed_dev": masks["TAV"], "mosi_dev_text_only": text_only,
                "robustness_average": robust["average"], "calibration": calibration}
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     dest = save_checkpoint(out / "checkpoints" / name, model, model_name=name, config=meta.config, spec=default_spec(),
@@ -170,7 +190,7 @@ def train_one(name: str, train_ds, dev_ds, calib_ds, text_ds, work: Path, out: P
         "model": name, "checkpoint": str(dest.relative_to(out.parent)) if out.parent in dest.parents else str(dest),
         "checkpoint_bytes": dest.stat().st_size, "parameters": int(sum(p.numel() for p in model.parameters())),
         "config": meta.config, "training": training, "history": history.to_dict(),
-        "composed_dev": valid, "composed_dev_masks": masks, "mosi_dev_text_only": text_only,
+        "composed_dev": masks["TAV"], "selection": valid, "composed_dev_masks": masks, "mosi_dev_text_only": text_only,
         "calibration": calibration,
         "robustness": {"rates": robust["rates"], "seeds": robust["seeds"], "text_reencoded": robust["text_reencoded"],
                        "per_rate": [{"rate": r["rate"], "mean": r["mean"], "std": r["std"]} for r in robust["per_rate"]],
@@ -245,7 +265,7 @@ def precompute_reencodings(work: Path, cfg, epochs: int, robustness_seeds: tuple
 
 
 def run(data: Path, out: Path, work: Path, models: list[str], epochs: int, quick: bool, jobs: int,
-        reencode_train: bool, workers: int = 2) -> dict[str, Any]:
+        reencode_train: bool, workers: int = 2, face_cnn: bool = True) -> dict[str, Any]:
     from multiprocessing import get_context
 
     from models.recipes.compose import ComposeConfig, compose
@@ -258,9 +278,10 @@ def run(data: Path, out: Path, work: Path, models: list[str], epochs: int, quick
     watch = Stopwatch()
     work.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
-    t = Stopwatch()
-    train_face_cnn(data, work, out, jobs)
-    timings["face_cnn"] = t.seconds
+    if face_cnn:
+        t = Stopwatch()
+        train_face_cnn(data, work, out, jobs)
+        timings["face_cnn"] = t.seconds
     t = Stopwatch()
     prepare_audio(data, work, jobs=jobs)  # first: prepare_text encodes the words it heard
     timings["prepare_audio"] = t.seconds
@@ -341,12 +362,14 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2, help="torch threads (per worker: 1 when --workers > 1)")
     ap.add_argument("--workers", type=int, default=2, help="models trained in parallel processes")
+    ap.add_argument("--skip-face-cnn", action="store_true",
+                    help="keep the shipped face CNN (it is deterministic: rebuilding gives the same file)")
     ap.add_argument("--no-reencode", action="store_true",
                     help="train with dropped text tokens zeroed instead of re-encoded (faster, approximate)")
     a = ap.parse_args()
     limit_threads(a.threads)
     run(data_dir(a.data), Path(a.out).resolve(), Path(a.work).resolve(), model_list(a.models), a.epochs, a.quick,
-        a.jobs, not a.no_reencode, a.workers)
+        a.jobs, not a.no_reencode, a.workers, face_cnn=not a.skip_face_cnn)
 
 
 if __name__ == "__main__":

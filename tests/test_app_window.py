@@ -578,3 +578,21 @@ def test_live_remembers_the_choices_of_the_last_start_that_worked(qapp, tmp_path
         assert (config.camera, config.mic, config.window, config.hop) == (clip, None, 3.0, 0.5)
     finally:
         close_window(again)
+
+
+def test_live_on_a_video_file_without_sound_runs_on_the_picture_and_says_so(qapp, tmp_path_factory, tmp_path,
+                                                                             no_audio_devices):
+    from tests.media_factory import make_video
+
+    silent = str(make_video(tmp_path / "silent.mp4", duration=2.0, audio=False))
+    w = new_window(tmp_path_factory)
+    panel = w.live_panel
+    try:
+        panel.select_camera_url(silent)  # the default microphone: the file's own audio, which it lacks
+        assert start_and_wait(qapp, w), panel.status.text()
+        assert pump_until(qapp, lambda: "no audio track" in w.status_label.text(), 10), w.status_label.text()
+        assert pump_until(qapp, lambda: w.live.camera is not None and w.live.camera.frames > 10, 10)
+    finally:
+        if w.live.running:
+            panel.start_button.click()
+        close_window(w)

@@ -30,7 +30,9 @@ class LiveConfig:
     camera: str | None = None  # device index, stream URL or video file; None = no camera
     mic: str | None = "default"  # "default", a PulseAudio/PortAudio device name, or None
     mic_backend: str = "auto"  # auto | sounddevice | parec | file
-    audio_file: str | None = None  # with mic_backend="file": play this media file's audio
+    # With mic_backend="file": play this media file's audio; None or the camera itself = the
+    # camera file's or stream's own audio, decoded with its picture.
+    audio_file: str | None = None
     window: float = 4.0
     hop: float = 1.0
     record_path: str | None = None
@@ -76,8 +78,9 @@ class LiveController(QObject):
         """Load models and open devices on a worker thread; `started` or `failed` follows."""
         if self.running or self._starting:
             return
-        if config.camera is None and config.mic is None and config.mic_backend != "file":
-            self.failed.emit("choose a camera or a microphone first")
+        problem = self._config_problem(config)
+        if problem:
+            self.failed.emit(problem)
             return
         self._starting = True
         self.config = config
@@ -88,7 +91,7 @@ class LiveController(QObject):
 
     def _start_worker(self, config: LiveConfig, abort: threading.Event) -> None:
         from core.live import LiveAnalyzer, PipelineLiveComponents
-        from core.live_sources import ArrayAudioSource, CameraSource, LiveRecorder, MicSource
+        from core.live_sources import CameraAudioSource, LiveRecorder
 
         def check() -> None:
             if abort.is_set():
@@ -123,14 +126,7 @@ class LiveController(QObject):
                 if rec is not None:
                     rec.add_audio(samples, t)
 
-            camera = CameraSource(config.camera, on_frame) if config.camera is not None else None
-            if config.mic_backend == "file":
-                if not config.audio_file:
-                    raise MSAError("no audio file chosen for the file microphone")
-                mic = ArrayAudioSource.from_media(config.audio_file, on_audio, loop=True)
-            elif config.mic is not None:
-                device = None if config.mic in ("", "default") else config.mic
-                mic = MicSource(on_audio, device=device, backend=config.mic_backend)
+            camera, mic = self._make_sources(config, on_frame, on_audio)
             for src in (camera, mic):
                 if src is not None:
                     src.start()
@@ -155,6 +151,39 @@ class LiveController(QObject):
             self.failed.emit(str(exc) if isinstance(exc, MSAError) else f"{exc.__class__.__name__}: {exc}")
             return
         self.started.emit()
+        if isinstance(camera, CameraAudioSource) and not camera.has_audio:
+            self.warning.emit(f"{camera.spec} has no audio track: analysing the picture only")
+
+    @staticmethod
+    def _config_problem(config: LiveConfig) -> str | None:
+        """What makes `config` unable to start, found before any model loads; None when fine."""
+        if config.mic_backend != "file":
+            return "choose a camera or a microphone first" if config.camera is None and config.mic is None else None
+        if not (config.audio_file or config.camera):
+            return "choose a video file or a stream URL as the camera first: its audio is the microphone"
+        if config.audio_file in (None, config.camera) and str(config.camera).strip().isdigit():
+            return (f"camera {config.camera} is a device: its audio is not available; choose a microphone, "
+                    "or a video file or a stream URL as the camera")
+        return None
+
+    @staticmethod
+    def _make_sources(config: LiveConfig, on_frame, on_audio):
+        """(camera, microphone) sources for `config`, not started yet. The camera's own audio
+        (mic_backend "file" with the camera as audio_file) comes from the camera source itself."""
+        from core.live_sources import ArrayAudioSource, CameraAudioSource, CameraSource, MicSource
+
+        if config.mic_backend == "file":
+            audio_file = config.audio_file or config.camera
+            if audio_file == config.camera:
+                return CameraAudioSource(audio_file, on_frame, on_audio), None
+            camera = CameraSource(config.camera, on_frame) if config.camera is not None else None
+            return camera, ArrayAudioSource.from_media(audio_file, on_audio, loop=True)
+        camera = CameraSource(config.camera, on_frame) if config.camera is not None else None
+        mic = None
+        if config.mic is not None:
+            device = None if config.mic in ("", "default") else config.mic
+            mic = MicSource(on_audio, device=device, backend=config.mic_backend)
+        return camera, mic
 
     @staticmethod
     def _release(camera, mic, analyzer, recorder, components) -> None:

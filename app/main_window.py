@@ -138,6 +138,7 @@ class MainWindow(QMainWindow):
         lay.addWidget(main_split, 1)
 
         self.live_panel = LivePanel()
+        self.live_panel.restore_choices(self.settings)
         self.live = LiveController(self.cache, self)
         self.tabs = QTabWidget()
         self.tabs.addTab(page, "Recording")
@@ -766,6 +767,8 @@ class MainWindow(QMainWindow):
     def _on_live_started(self) -> None:
         self.live_panel.set_running(True)
         self.live_panel.status.setText("Live: waiting for the first window…")
+        self.status("")  # an earlier failed start's message no longer applies
+        self.live_panel.save_choices(self.settings)
         self.preview_timer.start()
 
     def _on_live_stopped(self) -> None:

@@ -4,6 +4,10 @@ Camera: `CameraSource(spec)` where spec is a device index ("0"), a stream URL
 (``tcp://127.0.0.1:5000`` — e.g. ``ffmpeg -re ... -f mpegts tcp://127.0.0.1:5000?listen=1``) or a
 video file (played at its native frame rate, so a recording can stand in for a webcam).
 
+Camera with its own audio: `CameraAudioSource(spec)` decodes the video and the audio of one file or
+stream together (one connection, which a single-client stream needs); the app's "Audio of the
+camera file or stream" microphone choice.
+
 Microphone: `MicSource(device, backend)` with backends
   - "sounddevice": PortAudio (needs the libportaudio2 system library);
   - "parec": PulseAudio's `parec` command (works in containers with a PulseAudio server, including
@@ -83,6 +87,16 @@ class _ThreadedSource:
 # -------------------------------------------------------------------------------------- camera
 
 
+def _is_video_file(spec: int | str) -> bool:
+    """A camera spec naming a video file (paced to its frame rate and looped), not a stream URL."""
+    return isinstance(spec, str) and Path(spec).suffix.lower() in VIDEO_FILE_EXTENSIONS
+
+
+def _check_camera_file(spec: int | str) -> None:
+    if _is_video_file(spec) and not Path(str(spec)).exists():
+        raise LiveSourceError(f"camera file not found: {spec}")
+
+
 def parse_camera_spec(spec: str | int) -> int | str:
     """'0' -> 0 (device index); URLs and file paths stay strings."""
     if isinstance(spec, int):
@@ -109,14 +123,13 @@ class CameraSource(_ThreadedSource):
         self.on_frame = on_frame
         self.open_timeout = open_timeout
         self.loop_file = loop_file
-        self.is_file = isinstance(self.spec, str) and Path(self.spec).suffix.lower() in VIDEO_FILE_EXTENSIONS
+        self.is_file = _is_video_file(self.spec)
         self.frames = 0
         self.fps = 0.0
         self.opened = threading.Event()
 
     def start(self) -> None:
-        if self.is_file and not Path(self.spec).exists():
-            raise LiveSourceError(f"camera file not found: {self.spec}")
+        _check_camera_file(self.spec)
         self._start_thread("camera")
 
     def _open(self):
@@ -158,6 +171,110 @@ class CameraSource(_ThreadedSource):
             cap.release()
 
 
+class CameraAudioSource(_ThreadedSource):
+    """The frames and the audio of one video file or stream, decoded together with PyAV.
+
+    One connection serves both, so a stream that accepts a single client (ffmpeg
+    ``tcp://…?listen=1``) still gives picture and sound. A file is paced by its timestamps, like a
+    camera and a microphone, and loops; a stream arrives at its own pace. Without an audio track
+    it delivers frames only (`has_audio` is False once `opened` is set)."""
+
+    def __init__(
+        self,
+        spec: str,
+        on_frame: FrameSink,
+        on_audio: AudioSink,
+        clock: Callable[[], float] = time.monotonic,
+        open_timeout: float = 10.0,
+        read_timeout: float = 2.0,
+        loop_file: bool = True,
+    ) -> None:
+        super().__init__(clock)
+        self.spec = parse_camera_spec(spec)
+        if isinstance(self.spec, int):
+            raise LiveSourceError(f"camera {self.spec} is a device, not a file or stream: it has no audio to read")
+        self.on_frame = on_frame
+        self.on_audio = on_audio
+        self.timeouts = (open_timeout, read_timeout)
+        self.loop_file = loop_file
+        self.is_file = _is_video_file(self.spec)
+        self.frames = 0
+        self.samples = 0
+        self.passes = 0  # times a file was played to its end
+        self.fps = 0.0
+        self.has_audio = False
+        self.opened = threading.Event()
+
+    def start(self) -> None:
+        _check_camera_file(self.spec)
+        self._start_thread("camera-audio")
+
+    def _open(self):
+        import av
+
+        try:
+            return av.open(str(self.spec), timeout=self.timeouts, metadata_errors="ignore")
+        except (av.FFmpegError, OSError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)  # without PyAV repeating the URL
+            raise LiveSourceError(f"cannot open camera {self.spec!r}: {reason}") from None
+
+    def _run(self) -> None:
+        # A file loops by opening it again: seeking MPEG program streams back to 0 lands on the
+        # second group of pictures, which would drop half a second of video each time round.
+        while not self._stop.is_set():
+            container = self._open()
+            try:
+                if not self._play(container):
+                    return
+            finally:
+                container.close()
+            self.passes += 1
+            if not (self.is_file and self.loop_file):
+                raise LiveSourceError(f"camera {self.spec!r} stopped sending frames")
+
+    def _play(self, container) -> bool:
+        """Deliver everything once; False when stopped, True at the end of the file or stream."""
+        import av
+
+        video = container.streams.video[0] if container.streams.video else None
+        audio = container.streams.audio[0] if container.streams.audio else None
+        if video is None and audio is None:
+            raise LiveSourceError(f"camera {self.spec!r} has neither video nor audio")
+        self.has_audio = audio is not None
+        self.fps = float(video.average_rate or 0.0) if video is not None else 0.0
+        self.opened.set()
+        streams = [s for s in (video, audio) if s is not None]
+
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        origin: float | None = None  # clock time of media time 0 in this pass (files only)
+        for packet in container.demux(*streams):
+            if self._stop.is_set():
+                return False
+            try:
+                frames = packet.decode()
+            except av.error.InvalidDataError:  # a damaged packet, or a stream joined mid-GOP
+                continue
+            for frame in frames:
+                is_video = isinstance(frame, av.VideoFrame)
+                if self.is_file and frame.time is not None:
+                    # Sound is due once its last sample has "happened", like a microphone block.
+                    due_at = frame.time if is_video else frame.time + frame.samples / frame.sample_rate
+                    if origin is None:
+                        origin = self.clock() - due_at
+                    wait = origin + due_at - self.clock()
+                    if wait > 0 and self._stop.wait(wait):
+                        return False
+                if is_video:
+                    self.frames += 1
+                    self.on_frame(frame.to_ndarray(format="bgr24"), self.clock())
+                    continue
+                for out in resampler.resample(frame):
+                    samples = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+                    self.samples += samples.size
+                    self.on_audio(samples, self.clock())
+        return not self._stop.is_set()
+
+
 # ---------------------------------------------------------------------------------- microphone
 
 
@@ -167,6 +284,20 @@ def portaudio_available() -> bool:
     except (ImportError, OSError):
         return False
     return True
+
+
+def portaudio_inputs() -> list[str]:
+    """Names of the capture devices PortAudio finds; [] without PortAudio or without any.
+
+    With none, PortAudio still answers for a "default" input (device -1) that fails to open
+    ("Error querying device -1"), so only a listed device counts as a microphone."""
+    try:
+        import sounddevice as sd
+
+        devices = sd.query_devices()
+    except Exception:  # ImportError, OSError (no PortAudio library), sounddevice.PortAudioError
+        return []
+    return [str(d["name"]) for d in devices if int(d.get("max_input_channels", 0)) > 0]
 
 
 def pulseaudio_available() -> bool:

@@ -4,7 +4,10 @@ Run by tests/test_app_xvfb_screenshots.py in a child process on an Xvfb display 
 so it is a real X11 window), and usable by hand:
 
     DISPLAY=:99 python -m tests.app_screenshots --clip ../shared/data/grid/bbaf2n.mpg \
-        --out artifacts/screenshots [--camera tcp://127.0.0.1:5000 --mic fakemic]
+        --out artifacts/screenshots [--camera tcp://127.0.0.1:5000 --mic fakemic | --live-file]
+
+`--live-file` runs live mode on the clip itself as the camera, with its own audio (what
+scripts/screenshots.py uses for the README pictures: no devices needed).
 
 Writes PNGs plus summary.json (what was on screen) to --out. Exit code 0 only when the file
 analysis finished and, if requested, live mode produced results.
@@ -44,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--camera")
     ap.add_argument("--mic", help="PulseAudio source name for parec")
+    ap.add_argument("--live-file", action="store_true",
+                    help="live mode on the clip as the camera, with its own audio (instead of --camera/--mic)")
     ap.add_argument("--prefix", default="")
     args = ap.parse_args(argv)
 
@@ -109,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     summary["hover_text"] = w.timeline.hover_text
     settle(app, 0.3)
     shot("window_recording")
+    shot("tab_recording", w.tabs.currentWidget())
     shot("panel_video", w.player)
     shot("panel_transcript", w.transcript)
     shot("panel_timeline", w.timeline)
@@ -120,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     settle(app, 0.5)
     summary["masked_key"] = w.robustness.current_key
     shot("window_robustness")
+    shot("tab_robustness", w.tabs.currentWidget())
     shot("panel_robustness_masked_vs_full", w.robustness.compare)
     shot("panel_robustness_mask_table", w.robustness.table)
     shot("panel_robustness_missing_rate", w.robustness.curve_plot)
@@ -128,12 +135,16 @@ def main(argv: list[str] | None = None) -> int:
     shot("window_recording_masked")
     w.toggles.set_keep(frozenset({"text", "audio", "visual"}))
 
-    if args.camera:
+    if args.camera or args.live_file:
+        from app.widgets.live_panel import MIC_FILE
+
         panel = w.live_panel
         w.tabs.setCurrentIndex(2)
         panel.refresh_devices()
-        panel.select_camera_url(args.camera)
-        if args.mic:
+        panel.select_camera_url(args.camera or args.clip)
+        if args.live_file:
+            panel.select_mic(MIC_FILE, "file")
+        elif args.mic:
             panel.select_mic(args.mic, "parec")
         panel.start_button.click()
         if not pump(app, lambda: w.live.running or "Could not" in panel.status.text(), 120) or not w.live.running:
@@ -142,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         pump(app, lambda: len(panel.results) >= 8 and any(r.text for r in panel.results), 90)
         lags = list(w.live.plot_lags)
         shot("window_live")
+        shot("tab_live", w.tabs.currentWidget())
         shot("panel_live_preview", panel.preview)
         shot("panel_live_timeline", panel.timeline)
         shot("panel_live_contributions", panel.contrib)

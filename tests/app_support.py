@@ -81,7 +81,8 @@ def face_clip(tmp_dir: Path) -> tuple[Path, bool]:
     return make_video(tmp_dir / "camera.mp4", duration=3.0, audio=False), False
 
 
-def start_fake_camera(tmp_dir: Path, clip: Path | None = None) -> FakeCamera:
+def start_fake_camera(tmp_dir: Path, clip: Path | None = None, audio: bool = False) -> FakeCamera:
+    """`audio`: stream the clip's sound too (a camera with its own microphone), else picture only."""
     if shutil.which("ffmpeg") is None:
         pytest.skip("ffmpeg is not installed (apt install ffmpeg): needed for the fake camera")
     has_face = True
@@ -89,7 +90,8 @@ def start_fake_camera(tmp_dir: Path, clip: Path | None = None) -> FakeCamera:
         clip, has_face = face_clip(tmp_dir)
     port = free_port()
     url = f"tcp://127.0.0.1:{port}"
-    cmd = ["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(clip), "-an",
+    sound = ["-c:a", "mp2", "-ar", "16000", "-ac", "1"] if audio else ["-an"]
+    cmd = ["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(clip), *sound,
            "-c:v", "mpeg2video", "-q:v", "4", "-g", "5", "-f", "mpegts", f"{url}?listen=1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 

@@ -69,8 +69,8 @@ def test_real_window_screenshots_of_every_panel(xdisplay, tmp_path):
     steady = summary["live_plot_lags"][1:]  # after the first hop, see test_live_core
     assert np.percentile(steady, 95) <= float(os.environ.get("MSA_LIVE_MAX_LAG", "10")), summary["live_plot_lags"]
     expected = {
-        "window_recording", "panel_video", "panel_transcript", "panel_timeline", "panel_contributions_segments",
-        "panel_contributions_recording", "window_robustness", "panel_robustness_masked_vs_full",
+        "window_recording", "tab_recording", "panel_video", "panel_transcript", "panel_timeline",
+        "panel_contributions_segments", "panel_contributions_recording", "tab_robustness", "tab_live", "window_robustness", "panel_robustness_masked_vs_full",
         "panel_robustness_mask_table", "panel_robustness_missing_rate", "window_recording_masked",
         "window_live", "panel_live_preview", "panel_live_timeline", "panel_live_contributions",
     }

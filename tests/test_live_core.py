@@ -178,3 +178,109 @@ def test_media_file_as_microphone_plays_in_real_time(tmp_path):
     assert abs(total - 16000) <= 1600  # one second of audio at 16 kHz
     assert took >= 0.8, f"a 1 s file was delivered in {took:.2f} s: not paced like a microphone"
     assert all(b[1] >= a[1] for a, b in zip(got, got[1:]))
+
+
+# ------------------------------------------------------------- a camera with its own audio
+
+
+def _file_with_picture_and_sound(tmp_path):
+    """A GRID clip when the data is there (an MPEG program stream: seeking it back to 0 skips a
+    group of pictures), else a generated one-second MPEG clip with a tone."""
+    from tests.media_factory import grid_clips, make_video
+
+    clips = grid_clips()
+    return clips[0] if clips else make_video(tmp_path / "tone.mpg", duration=1.0, fps=25, tone_hz=440.0)
+
+
+def test_camera_with_its_own_audio_loops_a_file_without_losing_frames(tmp_path):
+    import itertools
+
+    import av
+
+    from core.live_sources import CameraAudioSource
+
+    clip = _file_with_picture_and_sound(tmp_path)
+    with av.open(str(clip)) as container:  # what one pass must deliver
+        expected = sum(len(p.decode()) for p in container.demux(container.streams.video[0]))
+    frames_per_pass: dict[int, int] = {}
+    audio_per_pass: dict[int, int] = {}
+    ticks = itertools.count(0.0, 1000.0)  # a clock far ahead at every call: no pacing waits
+
+    def on_frame(frame, t):
+        frames_per_pass[src.passes] = frames_per_pass.get(src.passes, 0) + 1
+
+    def on_audio(samples, t):
+        audio_per_pass[src.passes] = audio_per_pass.get(src.passes, 0) + len(samples)
+
+    src = CameraAudioSource(str(clip), on_frame, on_audio, clock=lambda: next(ticks))
+    src.start()
+    try:
+        assert src.opened.wait(10), src.error
+        deadline = time.monotonic() + 30
+        while src.passes < 3 and time.monotonic() < deadline and src.error is None:
+            time.sleep(0.01)
+    finally:
+        assert src.stop(1.0)
+    assert src.error is None and src.passes >= 3
+    assert src.has_audio
+    # Every pass delivers the whole file: the first, and the ones after looping back.
+    assert [frames_per_pass[i] for i in range(3)] == [expected] * 3
+    assert audio_per_pass[1] == pytest.approx(audio_per_pass[0], abs=2000)
+
+
+def test_camera_with_its_own_audio_plays_a_file_in_real_time(tmp_path):
+    from core.live_sources import CameraAudioSource
+    from tests.media_factory import make_video
+
+    clip = make_video(tmp_path / "tone.mp4", duration=1.0, fps=20, tone_hz=440.0)
+    frame_times, audio = [], []
+    src = CameraAudioSource(str(clip), lambda f, t: frame_times.append(t), lambda a, t: audio.append((len(a), t)))
+    t0 = time.monotonic()
+    src.start()
+    time.sleep(2.5)
+    t = time.monotonic()
+    assert src.stop(1.0)
+    stop_s, elapsed = time.monotonic() - t, t - t0
+    assert src.error is None and stop_s < 1.0
+    # Paced like a camera and a microphone: about one second of picture and sound per second.
+    assert 0.7 * 20 * elapsed <= len(frame_times) <= 20 * elapsed + 2, (len(frame_times), elapsed)
+    seconds_of_sound = sum(n for n, _ in audio) / 16000
+    assert 0.7 * elapsed <= seconds_of_sound <= elapsed + 0.2, (seconds_of_sound, elapsed)
+    assert all(b >= a for a, b in zip(frame_times, frame_times[1:]))
+
+
+def test_camera_with_its_own_audio_explains_what_it_cannot_open(tmp_path):
+    from core.live_sources import CameraAudioSource, LiveSourceError
+
+    def ignore(*_args):
+        return None
+
+    with pytest.raises(LiveSourceError, match="device"):
+        CameraAudioSource("0", ignore, ignore)
+    with pytest.raises(LiveSourceError, match="not found"):
+        CameraAudioSource(str(tmp_path / "gone.mp4"), ignore, ignore).start()
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all" * 100)
+    src = CameraAudioSource(str(broken), ignore, ignore)
+    src.start()
+    assert src._thread is not None
+    src._thread.join(10)
+    assert src.error and "cannot open camera" in src.error and not src.opened.is_set()
+
+
+def test_portaudio_counts_only_devices_that_capture(monkeypatch):
+    try:
+        import sounddevice as sd
+    except (ImportError, OSError):
+        pytest.skip("sounddevice or the PortAudio library is not installed")
+    from core.live_sources import portaudio_inputs
+
+    monkeypatch.setattr(sd, "query_devices", lambda: [{"name": "Speakers", "max_input_channels": 0},
+                                                      {"name": "USB mic", "max_input_channels": 1}])
+    assert portaudio_inputs() == ["USB mic"]
+
+    def no_device():
+        raise sd.PortAudioError("Error querying device -1")
+
+    monkeypatch.setattr(sd, "query_devices", no_device)
+    assert portaudio_inputs() == []

@@ -94,6 +94,39 @@ def test_fake_devices_feed_the_live_analyzer(fake_camera, pulse_env):
     assert np.percentile(lags, 95) <= MAX_LAG_S, f"lag p95 {np.percentile(lags, 95):.2f} s: {lags.round(2)}"
 
 
+@pytest.mark.parametrize("with_sound", [True, False], ids=["stream-with-sound", "stream-without-sound"])
+def test_one_stream_gives_the_camera_its_own_audio(tmp_path, with_sound):
+    # ffmpeg's tcp listener serves a single client: picture and sound must come through one connection.
+    from core.live_sources import CameraAudioSource
+    from tests.app_support import two_sentence_clip
+    from tests.media_factory import grid_clips
+
+    clips = grid_clips()
+    cam = start_fake_camera(tmp_path, clip=clips[0] if clips else two_sentence_clip(), audio=with_sound)
+    frames, sound = [], []
+    src = CameraAudioSource(cam.url, lambda f, t: frames.append(f.shape), lambda a, t: sound.append(len(a)))
+    try:
+        src.start()
+        assert src.opened.wait(15), src.error
+        t0 = time.monotonic()
+        time.sleep(3.0)
+        elapsed = time.monotonic() - t0
+        t = time.monotonic()
+        assert src.stop(1.0)
+        stop_s = time.monotonic() - t
+    finally:
+        src.stop(1.0)
+        stop_process(cam.proc)
+    assert src.error is None and stop_s <= 1.0
+    assert src.has_audio is with_sound
+    assert len(frames) > 10 * elapsed and len(frames[0]) == 3
+    seconds_of_sound = sum(sound) / 16000
+    if with_sound:
+        assert seconds_of_sound > 0.6 * elapsed, f"{seconds_of_sound:.2f} s of sound in {elapsed:.1f} s"
+    else:
+        assert seconds_of_sound == 0
+
+
 def pump_wait(qtbot, predicate, timeout_s: float) -> bool:
     try:
         qtbot.waitUntil(predicate, timeout=int(timeout_s * 1000))

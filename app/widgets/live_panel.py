@@ -6,7 +6,7 @@ from collections import deque
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSettings, QSignalBlocker, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -36,6 +36,7 @@ CAMERA_URL = "__url__"
 MIC_NONE = "__none__"
 MIC_FILE = "__file__"
 VISIBLE_SECONDS = 30.0
+SETTINGS_GROUP = "live"
 
 
 def list_cameras() -> list[tuple[str, str]]:
@@ -52,28 +53,41 @@ def list_cameras() -> list[tuple[str, str]]:
 
 
 def list_microphones() -> list[tuple[str, str, str]]:
-    """(label, device name, backend) from Qt plus PulseAudio sources (the fake mic shows up there)."""
+    """(label, device name, backend) of each microphone that exists: with PulseAudio, Qt's list plus
+    every PulseAudio capture source (the fake mic shows up there); else PortAudio's inputs.
+
+    Nothing is listed on a guess: PortAudio without any input still offers a "default" device
+    that fails at Start ("Error querying device -1"), and PulseAudio without a capture source
+    would record the monitor of a speaker."""
     from PySide6.QtMultimedia import QMediaDevices
 
-    from core.live_sources import list_pulse_sources, portaudio_available, pulseaudio_available
+    from core.live_sources import list_pulse_sources, portaudio_inputs, pulseaudio_available
 
+    if not pulseaudio_available():
+        names = portaudio_inputs()
+        default = [("Default microphone (PortAudio)", "default", "sounddevice")] if names else []
+        return default + [(f"{name} (PortAudio)", name, "sounddevice") for name in names]
     out: list[tuple[str, str, str]] = []
-    seen: set[str] = set()
-    pulse = pulseaudio_available()
     for dev in QMediaDevices.audioInputs():
         ident = bytes(dev.id().data()).decode(errors="replace")
-        backend = "parec" if pulse else "sounddevice"
-        out.append((dev.description(), ident if pulse else "default", backend))
-        seen.add(ident)
-    if pulse:
-        for name in list_pulse_sources():
-            if name not in seen:
-                out.append((f"{name} (PulseAudio)", name, "parec"))
-        if not out:
-            out.append(("Default PulseAudio source", "default", "parec"))
-    elif portaudio_available() and not out:
-        out.append(("Default microphone (PortAudio)", "default", "sounddevice"))
+        out.append((dev.description(), ident, "parec"))
+    seen = {name for _label, name, _backend in out}
+    out += [(f"{name} (PulseAudio)", name, "parec") for name in list_pulse_sources() if name not in seen]
     return out
+
+
+def _find_data(combo: QComboBox, data) -> int:
+    """Index of the item holding `data`, else -1. (QComboBox.findData does not find Python
+    tuples, the microphone items' data.)"""
+    return next((i for i in range(combo.count()) if combo.itemData(i) == data), -1)
+
+
+def _select_data(combo: QComboBox, data) -> bool:
+    """Select the item holding `data`; False (selection unchanged) when there is none."""
+    index = _find_data(combo, data)
+    if index >= 0:
+        combo.setCurrentIndex(index)
+    return index >= 0
 
 
 class LivePanel(QWidget):
@@ -167,23 +181,28 @@ class LivePanel(QWidget):
 
         self.results: deque = deque(maxlen=600)
         self.keep = frozenset({"text", "audio", "visual"})
+        self.microphones_found = 0
         self.camera_combo.currentIndexChanged.connect(self._on_camera_choice)
         self.refresh_devices()
 
     # -------------------------------------------------------------------------- devices
     def refresh_devices(self) -> None:
-        self.camera_combo.clear()
+        """List the devices again, keeping the current choices that still exist."""
+        camera, mic = self.camera_combo.currentData(), self.mic_combo.currentData()
         cams = list_cameras()
-        for label, spec in cams:
-            self.camera_combo.addItem(label, spec)
-        self.camera_combo.addItem("Stream URL or video file", CAMERA_URL)
-        self.camera_combo.addItem("No camera", CAMERA_NONE)
-        self.mic_combo.clear()
         mics = list_microphones()
-        for label, name, backend in mics:
-            self.mic_combo.addItem(label, (name, backend))
-        self.mic_combo.addItem("Audio of the camera file", (MIC_FILE, "file"))
-        self.mic_combo.addItem("No microphone", (MIC_NONE, ""))
+        with QSignalBlocker(self.camera_combo), QSignalBlocker(self.mic_combo):
+            self.camera_combo.clear()
+            for label, spec in cams:
+                self.camera_combo.addItem(label, spec)
+            self.camera_combo.addItem("Stream URL or video file", CAMERA_URL)
+            self.camera_combo.addItem("No camera", CAMERA_NONE)
+            self.mic_combo.clear()
+            for label, name, backend in mics:
+                self.mic_combo.addItem(label, (name, backend))
+            self.mic_combo.addItem("Audio of the camera file or stream", (MIC_FILE, "file"))
+            self.mic_combo.addItem("No microphone", (MIC_NONE, ""))
+        self.microphones_found = len(mics)
         missing = [what for what, found in (("camera", cams), ("microphone", mics)) if not found]
         if missing:
             self.device_message.setText(
@@ -193,12 +212,53 @@ class LivePanel(QWidget):
             )
         else:
             self.device_message.setText("")
+        _select_data(self.camera_combo, camera)
         self._on_camera_choice()
+        if mic is not None and self._mic_fits_camera(tuple(mic)):
+            _select_data(self.mic_combo, tuple(mic))
 
     def _on_camera_choice(self, *_args) -> None:
         is_url = self.camera_combo.currentData() == CAMERA_URL
         self.camera_url.setEnabled(is_url)
         self.camera_browse.setEnabled(is_url)
+        mic = self.mic_combo.currentData()
+        if self.microphones_found == 0 or not self._mic_fits_camera(mic):
+            _select_data(self.mic_combo, self.default_mic())
+
+    def default_mic(self) -> tuple[str, str]:
+        """The first microphone found; with none, the camera's own audio when the camera is a
+        file or stream (so Start works with the defaults on a machine without a microphone)."""
+        if self.microphones_found:
+            return self.mic_combo.itemData(0)
+        return (MIC_FILE, "file") if self.camera_combo.currentData() == CAMERA_URL else (MIC_NONE, "")
+
+    def _mic_fits_camera(self, mic) -> bool:
+        """Only a file or stream camera has audio of its own."""
+        return mic is not None and (mic[0] != MIC_FILE or self.camera_combo.currentData() == CAMERA_URL)
+
+    # -------------------------------------------------------------------------- remembered choices
+    def save_choices(self, settings: QSettings) -> None:
+        """Remember the devices and the window/hop (called when a start succeeded)."""
+        mic_name, mic_backend = self.mic_combo.currentData() or (MIC_NONE, "")
+        for key, value in (("camera", self.camera_combo.currentData()), ("camera_url", self.camera_url.text().strip()),
+                           ("mic_name", mic_name), ("mic_backend", mic_backend),
+                           ("window", self.window_spin.value()), ("hop", self.hop_spin.value())):
+            settings.setValue(f"{SETTINGS_GROUP}/{key}", value)
+        settings.sync()
+
+    def restore_choices(self, settings: QSettings) -> None:
+        """Choose what `save_choices` remembered, where those devices still exist."""
+        def value(key: str, default, kind):
+            return settings.value(f"{SETTINGS_GROUP}/{key}", default, type=kind)
+
+        self.camera_url.setText(value("camera_url", "", str))
+        _select_data(self.camera_combo, value("camera", "", str))
+        self._on_camera_choice()
+        mic = (value("mic_name", "", str), value("mic_backend", "", str))
+        if mic[0] and self._mic_fits_camera(mic):
+            _select_data(self.mic_combo, mic)
+        self.window_spin.setValue(value("window", self.window_spin.value(), float))
+        self.hop_spin.setValue(value("hop", self.hop_spin.value(), float))
 
     def _browse_camera_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Video file as camera", "", "Video (*.mp4 *.mkv *.avi *.mov *.mpg *.webm)")
@@ -206,15 +266,13 @@ class LivePanel(QWidget):
             self.camera_url.setText(path)
 
     def select_camera_url(self, url: str) -> None:
-        self.camera_combo.setCurrentIndex(self.camera_combo.findData(CAMERA_URL))
+        _select_data(self.camera_combo, CAMERA_URL)
         self.camera_url.setText(url)
 
     def select_mic(self, name: str, backend: str = "parec") -> None:
-        idx = self.mic_combo.findData((name, backend))
-        if idx < 0:
+        if not _select_data(self.mic_combo, (name, backend)):
             self.mic_combo.addItem(f"{name} ({backend})", (name, backend))
-            idx = self.mic_combo.count() - 1
-        self.mic_combo.setCurrentIndex(idx)
+            self.mic_combo.setCurrentIndex(self.mic_combo.count() - 1)
 
     def current_config(self) -> LiveConfig:
         cam = self.camera_combo.currentData()

@@ -1,4 +1,4 @@
-"""Live mode glue: capture sources + core.live.LiveAnalyzer, bridged to Qt signals.
+"""Live mode glue: capture sources + analysis.live.LiveAnalyzer, bridged to Qt signals.
 
 Sources and the analyzer run on their own threads; this object re-emits their results as Qt
 signals (delivered on the GUI thread) and keeps only the newest preview frame, which a GUI timer
@@ -44,7 +44,7 @@ class LiveController(QObject):
     started = Signal()
     stopped = Signal()
     failed = Signal(str)
-    resultReady = Signal(object)  # core.live.LiveResult
+    resultReady = Signal(object)  # analysis.live.LiveResult
     warning = Signal(str)
     recordingSaved = Signal(list)  # paths written by the recorder
 
@@ -90,7 +90,7 @@ class LiveController(QObject):
         self._start_thread.start()
 
     def _start_worker(self, config: LiveConfig, abort: threading.Event) -> None:
-        from core.live import LiveAnalyzer, PipelineLiveComponents
+        from analysis.live import LiveAnalyzer, PipelineLiveComponents
         from core.live_sources import CameraAudioSource, LiveRecorder
 
         def check() -> None:

@@ -565,7 +565,7 @@ class MainWindow(QMainWindow):
     def _rescore(self, s: AnalysisSession) -> None:
         """Score `s`'s cached features with the chosen model in the background (no re-extraction);
         the result is applied only if nothing was chosen since (the newest choice wins)."""
-        from core.analyzer import result_from_features
+        from analysis.analyzer import result_from_features
 
         model, device = self.model_name, self.device_name
         self._rescore_generation += 1

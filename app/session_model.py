@@ -19,7 +19,7 @@ from core.shapley import MODALITY_ORDER, mask_key
 from core.uncertainty import prediction_interval
 
 if TYPE_CHECKING:
-    from core.engine import InferenceEngine
+    from analysis.engine import InferenceEngine
     from core.pipeline import FeaturePipeline, RecordingFeatures
     from core.result import AnalysisResult
 
@@ -119,12 +119,12 @@ class AnalysisSession:
 
     def mask_table(self) -> dict[str, dict[str, float]]:
         """MAE / Corr / sign agreement of every mask combination against the full prediction."""
-        from core.analysis import mask_degradation_table
+        from analysis.robustness import mask_degradation_table
 
         return mask_degradation_table(self.all_mask_scores())
 
     def degradation(self, keep: frozenset[str]) -> dict[str, float]:
-        from core.analysis import degradation_summary
+        from analysis.robustness import degradation_summary
 
         return degradation_summary(self.scores(ALL), self.scores(keep))
 
@@ -139,7 +139,7 @@ class AnalysisSession:
             cached = self.cached_missing_curve
             if cached is not None and engine is self.engine:
                 return cached
-            from core.analysis import random_missing_curve
+            from analysis.robustness import random_missing_curve
 
             kwargs: dict[str, Any] = {"seeds": tuple(seeds)}
             if rates is not None:
@@ -155,12 +155,12 @@ class AnalysisSession:
         return self._missing_curve[1]
 
     def recording_contributions(self) -> dict[str, float]:
-        from core.analysis import recording_contributions
+        from analysis.robustness import recording_contributions
 
         return recording_contributions(self.segments)
 
     def recording_score(self) -> float:
-        from core.analysis import recording_score
+        from analysis.robustness import recording_score
 
         return recording_score(self.segments)
 
@@ -182,7 +182,7 @@ class AnalysisSession:
 
     def rescore(self, engine: "InferenceEngine") -> None:
         """Switch model/device: score the cached features with `engine` (no re-extraction)."""
-        from core.analyzer import result_from_features
+        from analysis.analyzer import result_from_features
 
         self.apply_rescore(result_from_features(self.features, engine), engine)
 
@@ -235,12 +235,12 @@ class AnalysisSession:
         return Path(path)
 
     def write_report(self, path: str | Path, load_engine: "Callable[[str], InferenceEngine] | None" = None) -> Path:
-        """The shareable HTML report (core.report), with the missing-rate curve the app computed, or
+        """The shareable HTML report (analysis.report), with the missing-rate curve the app computed, or
         computed now from the cached features. Runs on a worker thread (File ▸ Export ▸ Report).
         `load_engine(model)`: where to get the model while the session has none yet (the app passes its
         ModelCache, so the report does not load a second copy)."""
         from core.output_paths import check_output_files
-        from core.report import ReportInputs, missing_curve_for, write_recording_report
+        from analysis.report import ReportInputs, missing_curve_for, write_recording_report
 
         check_output_files([("report", path)], [self.source_path])
         with self._curve_lock:  # waits for a curve the app is computing, then uses it

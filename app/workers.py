@@ -38,7 +38,7 @@ class ModelCache:
 
     def engine(self, model: str, device: str = "auto", checkpoint: str | None = None):
         from core.devices import resolve_device
-        from core.engine import InferenceEngine
+        from analysis.engine import InferenceEngine
 
         key = (model.lower(), resolve_device(device), checkpoint)
         with self._lock:
@@ -196,7 +196,7 @@ class AnalysisJob(QObject):
 
     def _run(self) -> None:
         from app.session_model import AnalysisSession
-        from core.analyzer import analyze_file
+        from analysis.analyzer import analyze_file
 
         try:
             self.ctx.report("load", 0.0, f"loading model {self.model}")

@@ -77,7 +77,7 @@ class StageClock:
 
 def load_naive_models(model: str, checkpoint: str | None = None) -> dict[str, Any]:
     """The same extractors/model the pipeline uses, built once (load time is not benchmarked)."""
-    from core.engine import InferenceEngine
+    from analysis.engine import InferenceEngine
     from core.extractors.asr import WhisperASR
     from core.extractors.text import MiniLMTextEncoder
 
@@ -168,7 +168,7 @@ def naive_analyze(path: str, models: dict[str, Any], clock: StageClock) -> list:
 def instrument_engine(engine, clock: StageClock) -> None:
     """Time the engine's forward passes ("model", all 8 masks) and the Shapley arithmetic
     ("shapley") into `clock`. Calling it again only redirects the timings to the new clock."""
-    import core.engine as engine_mod
+    import analysis.engine as engine_mod
 
     engine._bench_clock = clock
     if not getattr(engine, "_bench_instrumented", False):

@@ -280,9 +280,9 @@ def _stage_table(clock: StageClock) -> dict[str, float]:
 
 def worker_optimised(clip: str, warmup: str, model: str, result_path: str,
                      asr_options: dict[str, Any] | None = None, spec_version: int | None = None) -> None:
-    from core.analyzer import analyze_file
-    from core.cached_analysis import analyze_file_cached
-    from core.engine import InferenceEngine
+    from analysis.analyzer import analyze_file
+    from analysis.cached_analysis import analyze_file_cached
+    from analysis.engine import InferenceEngine
     from core.feature_cache import FeatureCache, pipeline_options
     from core.media import probe
     from core.progress import RunContext
@@ -355,8 +355,8 @@ def worker_live(clip: str, warmup: str, model: str, result_path: str, seconds: f
     hop, the app's defaults); lag = emit time - capture time of the window's last sample."""
     import numpy as np
 
-    from core.engine import InferenceEngine
-    from core.live import LiveAnalyzer, PipelineLiveComponents
+    from analysis.engine import InferenceEngine
+    from analysis.live import LiveAnalyzer, PipelineLiveComponents
     from core.live_sources import ArrayAudioSource, CameraSource
     from core.pipeline import FeaturePipeline
 

@@ -33,7 +33,7 @@ SIDECAR_HINT = "--no-sidecar ignores it"
 def check_before_work(args: argparse.Namespace):
     """Everything that can be wrong with the command line, found in milliseconds: before the models
     load and the recording is decoded (minutes for a long file). Returns the TranscriptChoice."""
-    from core.engine import default_checkpoint
+    from analysis.engine import default_checkpoint
     from core.media import check_media_file
     from core.output_paths import check_output_files
     from core.transcripts import check_transcript_choice, choose_transcript
@@ -53,8 +53,8 @@ def check_before_work(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from cli.progress_bar import StageProgress
-    from core.analyzer import analyze_file
-    from core.engine import InferenceEngine
+    from analysis.analyzer import analyze_file
+    from analysis.engine import InferenceEngine
     from core.progress import RunContext
     from core.result import UNTRAINED_WARNING
 
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     if args.csv_out:
         result.to_csv(args.csv_out)
     if args.report_out:
-        from core.report import ReportInputs, missing_curve_for, write_recording_report
+        from analysis.report import ReportInputs, missing_curve_for, write_recording_report
 
         curve = missing_curve_for(result, features=features, engine=engine)
         write_recording_report(args.report_out, result,

@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.batch import BatchOptions, check_out_dir, hold_out_lock
+    from analysis.batch import BatchOptions, check_out_dir, hold_out_lock
     from core.errors import MSAError
     from core.output_paths import check_output_folder
 
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if args.no_missing_curve and not args.report:
         raise MSAError("--no-missing-curve only applies with --report")
     check_out_dir(args.input_dir, out)
-    from core.report.batch_reports import INDEX_NAME
+    from analysis.report.batch_reports import INDEX_NAME
 
     check_output_folder("--out", out, files=[INDEX_NAME] if args.report else [])
     try:
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 def _run_locked(args: argparse.Namespace, out: Path, options) -> int:
     from tqdm import tqdm
 
-    from core.batch import choose_backend, plan_batch, run_batch
+    from analysis.batch import choose_backend, plan_batch, run_batch
     from core.errors import MSAError
     from core.progress import RunContext
 
@@ -135,8 +135,8 @@ def _run_locked(args: argparse.Namespace, out: Path, options) -> int:
 def _write_reports(args: argparse.Namespace, out: Path, options) -> None:
     from tqdm import tqdm
 
-    from core.batch import BatchState
-    from core.report.batch_reports import write_batch_reports
+    from analysis.batch import BatchState
+    from analysis.report.batch_reports import write_batch_reports
 
     n = len(BatchState(out).done_outcomes())
     with tqdm(total=n, unit="report", file=sys.stderr, disable=args.quiet or n == 0, dynamic_ncols=True) as bar:

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from core.output_paths import check_output_folder
     from core.progress import RunContext
     from models.checkpoint import checkpoint_paths, load_checkpoint, read_checkpoint_meta
-    from models.data import load_splits
+    from models.dataset_sources import load_splits
     from models.evaluate import REPORT_STEM, evaluate_robustness, parse_rates, write_report
     from models.missing import default_text_reencoder
 

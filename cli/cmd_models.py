@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from core.engine import default_checkpoint
+    from analysis.engine import default_checkpoint
     from models.registry import model_names, model_summary
 
     rows = []

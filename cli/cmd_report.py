@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from core.errors import MSAError
     from core.output_paths import check_output_files
-    from core.report import report_from_file
+    from analysis.report import report_from_file
 
     source = Path(args.source)
     if not source.is_file():

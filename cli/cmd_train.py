@@ -71,9 +71,9 @@ def check_before_work(args: argparse.Namespace) -> dict[str, Any]:
     config = parse_overrides(args.config)
     check_output_folder("--out", args.out, output_files(args.model), inputs=[args.mmsa_pkl])
     if args.data:
-        from models.data import FeatureCache
+        from models.data import DatasetCache
 
-        build_configured_model(args.model, FeatureCache(args.data).spec, config)  # the spec alone is cheap
+        build_configured_model(args.model, DatasetCache(args.data).spec, config)  # the spec alone is cheap
     return config
 
 
@@ -83,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     from core.devices import resolve_device
     from core.errors import MSAError
     from core.progress import RunContext
-    from models.data import holdout_split, load_splits
+    from models.data import holdout_split
+    from models.dataset_sources import load_splits
     from models.missing import default_text_reencoder
     from models.train import train_model
 

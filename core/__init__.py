@@ -1,7 +1,10 @@
-"""MSA Studio core: media decoding, feature extraction, segmentation, inference and analysis.
+"""MSA Studio core, the bottom layer: media decoding, feature extraction (extractors + registry,
+feature spec, pipeline, feature cache), segmentation, transcripts, types, results, sessions, atomic
+writes and errors.
 
-Nothing in this package may import Qt (tests/test_architecture.py enforces it) so that the
-engine runs headless, in batch jobs and in worker processes.
+It imports nothing from the layers above it (models, analysis, app, cli) and never imports Qt;
+`.importlinter` states both rules and `lint-imports` (scripts/test.sh, tests/test_architecture.py)
+checks them, so the engine runs headless, in batch jobs and in worker processes.
 """
 
 __version__ = "0.1.0"

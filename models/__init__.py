@@ -1,1 +1,1 @@
-"""Model zoo, training and evaluation. Never imports Qt."""
+"""Model zoo, training and evaluation (the layer above core/, below analysis/). Never imports Qt."""

@@ -13,7 +13,7 @@ index line appended in a single write. A run killed at any point leaves at worst
 a partial last line, both ignored on reading, so the next run simply resumes.
 
 Labels are finite numbers: `append` refuses NaN/inf, and an index line with one (written by an
-older version) makes the sample not extracted (resume redoes it) and `dataset()` / `load_splits`
+older version) makes the sample not extracted (resume redoes it) and `dataset()` / `models.dataset_sources.load_splits`
 raise a one-line error naming the sample and its line, instead of training failing later with a
 misleading "lower the learning rate".
 """
@@ -271,7 +271,7 @@ def require_finite_label(label: float, sample_id: str, where: str = "") -> float
     return label
 
 
-class FeatureCache:
+class DatasetCache:
     """A directory of extracted features (layout in the module docstring)."""
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
@@ -289,7 +289,7 @@ class FeatureCache:
         self.reload()
 
     @classmethod
-    def create(cls, directory: str | os.PathLike[str], spec: FeatureSpec) -> "FeatureCache":
+    def create(cls, directory: str | os.PathLike[str], spec: FeatureSpec) -> "DatasetCache":
         """Open `directory`, creating it with `spec`; an existing cache must have the same spec."""
         d = Path(directory)
         spec_path = d / "spec.json"
@@ -420,9 +420,9 @@ def _check_dims(f: SegmentFeatures, spec: FeatureSpec, sample_id: str) -> None:
 
 
 class CacheDataset(MSADataset):
-    """A split of a FeatureCache; loads .npz files lazily unless `preload`."""
+    """A split of a DatasetCache; loads .npz files lazily unless `preload`."""
 
-    def __init__(self, cache: FeatureCache, split: str | None = None, preload: bool = False) -> None:
+    def __init__(self, cache: DatasetCache, split: str | None = None, preload: bool = False) -> None:
         self.cache = cache
         self.spec = cache.spec
         self.split = split
@@ -434,27 +434,6 @@ class CacheDataset(MSADataset):
         if self._items is not None:
             return self._items[i]
         return self.cache.load(self.ids[i])
-
-
-def load_splits(data_dir: str | os.PathLike[str] | None = None, mmsa_pkl: str | os.PathLike[str] | None = None,
-                preload: bool = True) -> tuple[FeatureSpec, dict[str, MSADataset]]:
-    """(spec, {split: dataset}) from a feature cache directory or an MMSA pickle (exactly one).
-
-    Only splits with samples are returned. The MMSA pickle is unpickled: see models/data_mmsa.py."""
-    if (data_dir is None) == (mmsa_pkl is None):
-        raise MSAError("give either a feature cache (--data) or an MMSA pickle (--mmsa-pkl)")
-    if mmsa_pkl is not None:
-        from models.data_mmsa import load_mmsa_pickle
-
-        spec, splits = load_mmsa_pickle(mmsa_pkl)
-        return spec, {k: v for k, v in splits.items() if len(v)}
-    cache = FeatureCache(data_dir)  # type: ignore[arg-type]
-    cache.require_finite_labels()
-    out: dict[str, MSADataset] = {}
-    for split in SPLITS:
-        if cache.ids(split):
-            out[split] = cache.dataset(split, preload=preload)
-    return cache.spec, out
 
 
 def holdout_split(ds: MSADataset, fraction: float, seed: int) -> tuple[InMemoryDataset, InMemoryDataset]:

@@ -37,7 +37,7 @@ from core.media import SUPPORTED_EXTENSIONS
 from core.progress import RunContext
 from core.transcripts import looks_binary
 from core.types import SegmentFeatures
-from models.data import FeatureCache
+from models.data import DatasetCache
 
 _SPLIT_ALIASES = {"train": "train", "valid": "valid", "val": "valid", "dev": "valid",
                   "validation": "valid", "test": "test"}
@@ -244,7 +244,7 @@ def extract_dataset(
     factory = pipeline_factory or make_default_factory(spec)
     started = time.time()
     jobs = read_label_csv(raw_dir, labels_csv)
-    cache = FeatureCache.create(out_dir, spec)
+    cache = DatasetCache.create(out_dir, spec)
     summary = ExtractSummary(total=len(jobs), extracted=0, skipped=0, out_dir=str(out_dir))
 
     todo: list[ClipJob] = []

@@ -298,7 +298,7 @@ def shared_model_cache():
 def shared_analysis():
     """(clip path, AnalysisResult, RecordingFeatures, engine, pipeline) for the two-sentence clip,
     analysed once per test process with the real pipeline and the default model."""
-    from core.analyzer import analyze_file
+    from analysis.analyzer import analyze_file
 
     if "analysis" not in _SHARED:
         clip = two_sentence_clip()

@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
-from core.analysis import mask_degradation_table, recording_contributions, recording_score
+from analysis.robustness import mask_degradation_table, recording_contributions, recording_score
 from core.result import AnalysisResult
 from core.types import SegmentResult
 from core.uncertainty import prediction_interval
@@ -52,8 +52,8 @@ def hand_made_result(n: int = 12, intervals: str = "some", path: str = "/data/ta
 
 def real_scored_recording(path: str, n_segments: int = 4, model: str = "late-fusion"):
     """(result, features, engine): synthetic features of `path` scored by a real model."""
-    from core.analyzer import record_transcript, result_from_features
-    from core.engine import InferenceEngine
+    from analysis.analyzer import record_transcript, result_from_features
+    from analysis.engine import InferenceEngine
     from tests.test_feature_cache import _recording
 
     engine = InferenceEngine(model, device="cpu")

@@ -266,7 +266,7 @@ def record_shown_models(w: MainWindow, monkeypatch) -> list[tuple[str, str]]:
 
 
 def expected_scores(session, model: str) -> np.ndarray:
-    from core.analyzer import result_from_features
+    from analysis.analyzer import result_from_features
 
     result = result_from_features(session.features, shared_model_cache().engine(model, "cpu"))
     return np.array([seg.score for seg in result.segments])

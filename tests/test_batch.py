@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from core.batch import (
+from analysis.batch import (
     BatchOptions,
     BatchState,
     choose_backend,
@@ -283,7 +283,7 @@ _LOCK_HOLDER = """
 import sys, time
 from pathlib import Path
 sys.path.insert(0, {root!r})
-from core.batch import BatchOptions, run_batch
+from analysis.batch import BatchOptions, run_batch
 from core.result import AnalysisResult
 from core.types import SegmentResult
 
@@ -332,7 +332,7 @@ def test_a_second_batch_on_the_same_out_refuses_while_the_first_runs(tmp_path: P
 
 
 def test_the_lock_is_reentrant_in_one_process_and_released_after_the_run(tmp_path: Path) -> None:
-    from core.batch import BatchBusy, hold_out_lock
+    from analysis.batch import BatchBusy, hold_out_lock
 
     inp = _inputs(tmp_path / "in", ["a.mp4"])
     out = tmp_path / "out"

@@ -3,9 +3,9 @@ and the numbers in their model cards reproduce.
 
 Speech is synthesised with espeak-ng (robotic, no emotional prosody, no video), so the sign has to
 come from what Whisper hears and the text branch understands, with the audio branch not
-overriding it. One clip per polarity goes through `core.analyzer.analyze_file` (decode, VAD, ASR,
+overriding it. One clip per polarity goes through `analysis.analyzer.analyze_file` (decode, VAD, ASR,
 segmentation, features, default checkpoint); the other models score the *same* extracted features
-via `core.analyzer.result_from_features`, which is what analyze_file does after extraction.
+via `analysis.analyzer.result_from_features`, which is what analyze_file does after extraction.
 """
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def spoken(tmp_path_factory):
     """{polarity: (AnalysisResult of the default model 'lnln', RecordingFeatures)}."""
     if not shipped_models():
         pytest.skip("no shipped checkpoints in assets/checkpoints")
-    from core.analyzer import analyze_file
+    from analysis.analyzer import analyze_file
 
     tmp = tmp_path_factory.mktemp("spoken")
     out = {}
@@ -106,7 +106,7 @@ def test_default_model_sign_correct_through_analyze_file(spoken):
 def test_sign_correct_on_spoken_clips(spoken, name):
     """Every shipped model on the features analyze_file extracted (fused score = what
     result_from_features reports as SegmentResult.score; the Shapley part is skipped for speed)."""
-    from core.engine import InferenceEngine
+    from analysis.engine import InferenceEngine
 
     engine = InferenceEngine(name, allow_untrained=False)
     assert not engine.untrained

@@ -34,7 +34,7 @@ def repeated_clip(tmp_path_factory) -> Path:
 
 @requires_espeak
 def test_same_file_same_json_in_process_and_from_the_cache(repeated_clip, tmp_path):
-    from core.analyzer import analyze_file
+    from analysis.analyzer import analyze_file
     from core.feature_cache import FeatureCache
 
     cache = FeatureCache(tmp_path / "cache")

@@ -11,7 +11,7 @@ import pytest
 from core.errors import FeatureSpecMismatch, MSAError
 from core.feature_spec import default_spec
 from core.types import SegmentFeatures
-from models.data import FeatureCache
+from models.data import DatasetCache
 from models.extract_dataset import extract_dataset, read_label_csv
 from tests.media_factory import requires_espeak
 
@@ -75,11 +75,11 @@ def make_raw(tmp_path: Path, clips: dict[tuple[str, str], bytes], rows: list[str
 
 
 def test_cache_round_trip_and_splits(tmp_path) -> None:
-    cache = FeatureCache.create(tmp_path / "fc", SPEC)
+    cache = DatasetCache.create(tmp_path / "fc", SPEC)
     f = fake_features("a", "hello world")
     cache.append("v1$_$1", f, 1.5, "train", text="hello world", source="transcript", warnings=["w"])
     cache.append("weird/id with space", fake_features("b", None), -2.0, "test")
-    again = FeatureCache(tmp_path / "fc")
+    again = DatasetCache(tmp_path / "fc")
     assert again.spec == SPEC
     assert again.ids("train") == ["v1$_$1"] and again.ids("test") == ["weird/id with space"]
     loaded = again.load("v1$_$1")
@@ -95,22 +95,22 @@ def test_cache_round_trip_and_splits(tmp_path) -> None:
 
 
 def test_cache_survives_partial_index_line(tmp_path) -> None:
-    cache = FeatureCache.create(tmp_path / "fc", SPEC)
+    cache = DatasetCache.create(tmp_path / "fc", SPEC)
     cache.append("a", fake_features("a", "x"), 0.5, "train")
     with open(tmp_path / "fc" / "index.jsonl", "a") as f:
         f.write('{"id": "b", "label": 1.0, "spl')  # killed mid-write
-    cache = FeatureCache(tmp_path / "fc")
+    cache = DatasetCache(tmp_path / "fc")
     assert cache.ids() == ["a"] and cache.skipped_lines == 1
     cache.append("c", fake_features("c", "y"), 0.1, "valid")
-    reread = FeatureCache(tmp_path / "fc")
+    reread = DatasetCache(tmp_path / "fc")
     assert reread.ids() == ["a", "c"] and reread.skipped_lines == 1
 
 
 def test_cache_rejects_other_specs_and_bad_input(tmp_path) -> None:
-    FeatureCache.create(tmp_path / "fc", SPEC)
+    DatasetCache.create(tmp_path / "fc", SPEC)
     with pytest.raises(FeatureSpecMismatch, match="visual.dim"):
-        FeatureCache.create(tmp_path / "fc", SPEC.with_modality("visual", dim=10))
-    cache = FeatureCache(tmp_path / "fc")
+        DatasetCache.create(tmp_path / "fc", SPEC.with_modality("visual", dim=10))
+    cache = DatasetCache(tmp_path / "fc")
     bad = fake_features("a", "x")
     bad.audio = np.zeros((5, 12), np.float32)
     with pytest.raises(FeatureSpecMismatch, match="audio"):
@@ -118,7 +118,7 @@ def test_cache_rejects_other_specs_and_bad_input(tmp_path) -> None:
     with pytest.raises(MSAError, match="split"):
         cache.append("a", fake_features("a", "x"), 0.0, "training")
     with pytest.raises(MSAError, match="not a feature cache"):
-        FeatureCache(tmp_path / "nothing")
+        DatasetCache(tmp_path / "nothing")
 
 
 # ---------------------------------------------------------------------------------- extraction
@@ -143,7 +143,7 @@ def test_extract_records_failures_and_resumes(tmp_path) -> None:
     assert "not found" in s.failed["v3$_$9"]
     # CSV text replaces ASR
     assert (str(raw / "v1" / "1.mp4"), "great movie") in FakePipeline.calls
-    cache = FeatureCache(out)
+    cache = DatasetCache(out)
     assert cache.ids("train") == ["v1$_$1"] and cache.ids("valid") == ["v1$_$2"]
     assert cache.record("v1$_$2").warnings == ["no face detected"]
     assert cache.record("v1$_$1").source == "transcript"
@@ -185,7 +185,7 @@ def test_parallel_workers_survive_a_crashing_clip(tmp_path) -> None:
     raw, csv = make_raw(tmp_path, clips, rows)
     s = extract_dataset(raw, csv, tmp_path / "fc", fake_factory, spec=SPEC, workers=2)
     assert set(s.failed) == {"v$_$3"} and "crashed" in s.failed["v$_$3"]
-    cache = FeatureCache(tmp_path / "fc")
+    cache = DatasetCache(tmp_path / "fc")
     assert sorted(cache.ids()) == ["v$_$%d" % i for i in range(6) if i != 3]
     # features came from the workers' pipelines, computed from the clip path and the CSV text
     np.testing.assert_array_equal(cache.load("v$_$1").audio,
@@ -217,7 +217,7 @@ def test_real_pipeline_extracts_a_clip(tmp_path) -> None:
     csv.write_text("video_id,clip_id,text,label,mode\nvid,1,a fine test clip,1.0,train\n")
     s = extract_dataset(tmp_path / "raw", csv, tmp_path / "fc", make_default_factory(SPEC), spec=SPEC, workers=1)
     assert s.extracted == 1, s.failed
-    f = FeatureCache(tmp_path / "fc").load("vid$_$1")
+    f = DatasetCache(tmp_path / "fc").load("vid$_$1")
     assert f.text.shape[1] == SPEC.text.dim and f.audio.shape[1] == SPEC.audio.dim
     assert f.audio_mask.any()
     assert json.loads((tmp_path / "fc" / "spec.json").read_text())["name"] == SPEC.name
@@ -260,7 +260,7 @@ def test_clip_ids_cannot_reach_outside_the_clip_folder(tmp_path) -> None:
         assert all("outside the clip folder" in s.failed[sid] for sid in escaped), s.failed
     assert {Path(p).name for p, _ in FakePipeline.calls} == set()  # single.csv has no legitimate row
     s = extract_dataset(raw, pair, tmp_path / "fc-pair", fake_factory, spec=SPEC, workers=1)
-    assert FeatureCache(tmp_path / "fc-pair").ids() == ["v$_$1", "v$_$..clip"]
+    assert DatasetCache(tmp_path / "fc-pair").ids() == ["v$_$1", "v$_$..clip"]
 
 
 def test_non_finite_labels_are_refused_naming_the_line(tmp_path) -> None:
@@ -271,12 +271,12 @@ def test_non_finite_labels_are_refused_naming_the_line(tmp_path) -> None:
     assert set(s.failed) == {"v$_$0", "v$_$1", "v$_$2", "v$_$4"}
     for sample_id, line in (("v$_$0", 2), ("v$_$1", 3), ("v$_$2", 4), ("v$_$4", 6)):
         assert f"line {line}" in s.failed[sample_id] and "finite" in s.failed[sample_id], s.failed
-    cache = FeatureCache(tmp_path / "fc")
+    cache = DatasetCache(tmp_path / "fc")
     assert cache.ids() == ["v$_$3"]
     for bad in (float("nan"), float("inf")):
         with pytest.raises(MSAError, match="finite"):
             cache.append("x", fake_features("x", "y"), bad, "train")
-    assert FeatureCache(tmp_path / "fc").ids() == ["v$_$3"]
+    assert DatasetCache(tmp_path / "fc").ids() == ["v$_$3"]
 
 
 LATIN1 = "video_id,clip_id,text,label,mode\nv,1,un café très bon,1.0,train\n".encode("latin-1")

@@ -251,7 +251,7 @@ def test_v2_spec_and_registry() -> None:
 
 
 def test_pipeline_and_live_path_build_v2_from_the_spec() -> None:
-    from core.live import PipelineLiveComponents
+    from analysis.live import PipelineLiveComponents
     from core.pipeline import FeaturePipeline
 
     pipeline = FeaturePipeline(replace(default_spec(), visual=visual_spec_v2()))

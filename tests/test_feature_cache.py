@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.cached_analysis import extract_cached
+from analysis.cached_analysis import extract_cached
 from core.feature_cache import (
     FeatureCache,
     cache_key,
@@ -236,8 +236,8 @@ def test_unwritable_cache_only_warns(tmp_path: Path) -> None:
 
 @requires_espeak
 def test_analyze_file_cached_real_pipeline_hit_gives_identical_result(tmp_path: Path) -> None:
-    from core.cached_analysis import analyze_file_cached
-    from core.engine import InferenceEngine
+    from analysis.cached_analysis import analyze_file_cached
+    from analysis.engine import InferenceEngine
     from core.pipeline import FeaturePipeline
 
     engine = InferenceEngine("late-fusion", device="cpu")

@@ -40,7 +40,7 @@ def test_every_card_quotes_its_heldout_row():
 @requires_data
 def test_mosi_dev_text_only_row_recomputes_for_the_default_model():
     """Acc-2 / MAE / interval coverage of lnln's row, recomputed through InferenceEngine.analyze."""
-    from core.engine import InferenceEngine
+    from analysis.engine import InferenceEngine
     from models.metrics import regression_metrics
     from models.recipes.heldout_report import mosi_dev_segments
     from models.recipes.train_all import mosi_dev_text_only
@@ -61,8 +61,8 @@ def test_mosi_dev_text_only_row_recomputes_for_the_default_model():
 @pytest.mark.skipif(not any((DATA_DIR / "ravdess_video").glob("*.mp4")), reason="ravdess_video not found")
 def test_real_face_video_row_recomputes_for_the_default_model():
     """Visual-only recording scores of the real face videos (full pipeline), as the report has them."""
-    from core.analysis import recording_score
-    from core.analyzer import analyze_file
+    from analysis.robustness import recording_score
+    from analysis.analyzer import analyze_file
 
     stored = _report()["models"]["lnln"]["ravdess_video_visual_only"]["clips"]
     for path in sorted((DATA_DIR / "ravdess_video").glob("*.mp4"))[:3]:

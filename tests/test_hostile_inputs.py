@@ -44,7 +44,7 @@ SPEECH = "I really love this film"
 
 @pytest.fixture(scope="module")
 def engine():
-    from core.engine import InferenceEngine
+    from analysis.engine import InferenceEngine
 
     return InferenceEngine(MODEL, device="cpu", allow_untrained=True)
 
@@ -58,7 +58,7 @@ def pipeline(engine):
 
 @pytest.fixture()
 def analyze(engine, pipeline):
-    from core.analyzer import analyze_file
+    from analysis.analyzer import analyze_file
 
     def run(path, **kwargs):
         ctx = RunContext()
@@ -315,7 +315,7 @@ def _save_checkpoint(folder: Path, name: str, spec=None, model_name: str = MODEL
 
 
 def test_checkpoint_with_flipped_weight_byte_is_refused(tmp_path: Path) -> None:
-    from core.engine import InferenceEngine
+    from analysis.engine import InferenceEngine
 
     ckpt = _save_checkpoint(tmp_path, "tampered")
     blob = bytearray(ckpt.read_bytes())
@@ -328,7 +328,7 @@ def test_checkpoint_with_flipped_weight_byte_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "missing", "not-object", "missing-key"])
 def test_damaged_checkpoint_sidecar(tmp_path: Path, damage: str) -> None:
-    from core.engine import InferenceEngine
+    from analysis.engine import InferenceEngine
 
     ckpt = _save_checkpoint(tmp_path, "damaged")
     side = ckpt.with_suffix(".json")
@@ -351,7 +351,7 @@ def test_damaged_checkpoint_sidecar(tmp_path: Path, damage: str) -> None:
 
 
 def test_checkpoint_for_another_feature_spec_fails_before_extraction(tmp_path: Path) -> None:
-    from core.analyzer import analyze_file
+    from analysis.analyzer import analyze_file
     from core.pipeline import FeaturePipeline
 
     other = default_spec().with_modality("audio", dim=33)
@@ -366,7 +366,7 @@ def test_checkpoint_for_another_feature_spec_fails_before_extraction(tmp_path: P
 
 
 def test_checkpoint_with_another_spec_and_its_own_pipeline_is_a_clear_error(tmp_path: Path) -> None:
-    from core.analyzer import analyze_file
+    from analysis.analyzer import analyze_file
 
     ckpt = _save_checkpoint(tmp_path, "other_spec", spec=default_spec().with_modality("audio", dim=33))
     with pytest.raises(MSAError) as info:
@@ -375,7 +375,7 @@ def test_checkpoint_with_another_spec_and_its_own_pipeline_is_a_clear_error(tmp_
 
 
 def test_checkpoint_of_another_model(tmp_path: Path) -> None:
-    from core.engine import InferenceEngine
+    from analysis.engine import InferenceEngine
 
     ckpt = _save_checkpoint(tmp_path, "lf")
     with pytest.raises(MSAError, match="late-fusion") as info:
@@ -459,8 +459,8 @@ _LONG_SCRIPT = textwrap.dedent("""
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) / 1024
     from core import media
-    from core.analyzer import analyze_file
-    from core.engine import InferenceEngine
+    from analysis.analyzer import analyze_file
+    from analysis.engine import InferenceEngine
     from core.pipeline import FeaturePipeline
     from core.progress import RunContext
     path, mode, limit_mb = {path!r}, {mode!r}, {limit_mb!r}

@@ -1,4 +1,4 @@
-"""core.live without devices: ring buffers, the analyzer's schedule, and the real pipeline on a
+"""analysis.live without devices: ring buffers, the analyzer's schedule, and the real pipeline on a
 real-time audio stream + a video file played as a camera, with the live lag measured.
 
 The lag benchmark writes artifacts/live_lag.json (per-hop lag and stage timings)."""
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from core.errors import MSAError
-from core.live import AudioRing, LiveAnalyzer, PipelineLiveComponents, VisualRing
+from analysis.live import AudioRing, LiveAnalyzer, PipelineLiveComponents, VisualRing
 from core.live_sources import ArrayAudioSource, CameraSource, parse_camera_spec
 from tests.app_support import ROOT, face_clip, shared_model_cache
 from tests.media_factory import cached_speech, requires_espeak

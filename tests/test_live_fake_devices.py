@@ -17,7 +17,7 @@ os.environ.setdefault("QT_LOGGING_RULES", "qt.multimedia.*=false")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from core.live import LiveAnalyzer, PipelineLiveComponents  # noqa: E402
+from analysis.live import LiveAnalyzer, PipelineLiveComponents  # noqa: E402
 from core.live_sources import CameraSource, MicSource  # noqa: E402
 from tests.app_support import (  # noqa: E402
     SCREENSHOT_DIR,

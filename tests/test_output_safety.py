@@ -50,7 +50,7 @@ def is_special(path: Path) -> bool:
 
 
 class FakeAnalysis:
-    """Stands in for core.analyzer.analyze_file: instant, records its calls."""
+    """Stands in for analysis.analyzer.analyze_file: instant, records its calls."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []
@@ -66,7 +66,7 @@ class FakeAnalysis:
 @pytest.fixture()
 def fake_analysis(monkeypatch) -> FakeAnalysis:
     fake = FakeAnalysis()
-    monkeypatch.setattr("core.analyzer.analyze_file", fake)
+    monkeypatch.setattr("analysis.analyzer.analyze_file", fake)
     return fake
 
 
@@ -118,7 +118,7 @@ def test_output_that_is_the_default_checkpoint_sidecar_is_refused(recording, tmp
                                                                   capsys):
     sidecar = tmp_path / "shipped.json"
     sidecar.write_text('{"format_version": 2}')
-    monkeypatch.setattr("core.engine.default_checkpoint", lambda model: str(tmp_path / "shipped.safetensors"))
+    monkeypatch.setattr("analysis.engine.default_checkpoint", lambda model: str(tmp_path / "shipped.safetensors"))
     assert analyze(recording, "--json", str(sidecar)) == 2
     assert "input" in one_line_error(capsys)
     assert sidecar.read_text() == '{"format_version": 2}' and fake_analysis.calls == []
@@ -185,10 +185,10 @@ def test_good_outputs_are_written_atomically_and_replace_old_results(recording, 
 
 
 def _tiny_cache(directory: Path) -> Path:
-    from models.data import FeatureCache
+    from models.data import DatasetCache
 
     spec = default_spec()
-    cache = FeatureCache.create(directory, spec)
+    cache = DatasetCache.create(directory, spec)
     rng = np.random.default_rng(0)
     for i, split in enumerate(["train", "train", "train", "valid", "valid", "test"]):
         cache.append(f"s{i}", SegmentFeatures(
@@ -266,7 +266,7 @@ def test_train_option_errors_come_before_loading_data_or_training(tmp_path, no_t
     def no_loading(*args, **kwargs):
         raise AssertionError("data loaded although the command line was invalid")
 
-    monkeypatch.setattr("models.data.load_splits", no_loading)
+    monkeypatch.setattr("models.dataset_sources.load_splits", no_loading)
     assert _train(data, tmp_path / "run", *extra) == 2
     assert expected in one_line_error(capsys)
     assert not (tmp_path / "run").exists()

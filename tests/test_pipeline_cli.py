@@ -104,7 +104,7 @@ def test_checkpoint_with_other_spec_is_refused_naming_the_field(tmp_path: Path, 
 
 
 def test_audio_only_file_gives_partial_result_with_warning(tmp_path: Path) -> None:
-    from core.analyzer import analyze_file
+    from analysis.analyzer import analyze_file
 
     clip = cached_audio(ext=".flac", duration=2.5, speech_text="this is terrible")
     result, rec = analyze_file(str(clip), model=MODEL)
@@ -115,7 +115,7 @@ def test_audio_only_file_gives_partial_result_with_warning(tmp_path: Path) -> No
 
 
 def test_video_only_file_scores_windows_with_warning() -> None:
-    from core.analyzer import analyze_file
+    from analysis.analyzer import analyze_file
 
     clip = cached_video(duration=5.0, audio=False)
     result, rec = analyze_file(str(clip), model=MODEL)
@@ -126,7 +126,7 @@ def test_video_only_file_scores_windows_with_warning() -> None:
 
 
 def test_silent_recording_warns_and_still_returns() -> None:
-    from core.analyzer import analyze_file
+    from analysis.analyzer import analyze_file
 
     clip = cached_audio(duration=3.0, tone_hz=None)
     result, _ = analyze_file(str(clip), model=MODEL)
@@ -134,7 +134,7 @@ def test_silent_recording_warns_and_still_returns() -> None:
 
 
 def test_cancel_stops_the_pipeline() -> None:
-    from core.analyzer import analyze_file
+    from analysis.analyzer import analyze_file
     from core.errors import Cancelled
     from core.progress import RunContext
 
@@ -154,8 +154,8 @@ def test_cancel_stops_the_pipeline() -> None:
 
 @requires_espeak
 def test_session_round_trip_rescoring_matches(speech_clip: Path, tmp_path: Path) -> None:
-    from core.analyzer import analyze_file, result_from_features
-    from core.engine import InferenceEngine
+    from analysis.analyzer import analyze_file, result_from_features
+    from analysis.engine import InferenceEngine
     from core.session import load_session, save_session
 
     engine = InferenceEngine(MODEL)
@@ -184,8 +184,8 @@ def test_corrupt_session_is_a_user_error(tmp_path: Path) -> None:
 @pytest.mark.needs_data
 @requires_grid
 def test_grid_clips_end_to_end_words_faces_and_scores(tmp_path: Path, capsys) -> None:
-    from core.analyzer import analyze_file
-    from core.engine import InferenceEngine
+    from analysis.analyzer import analyze_file
+    from analysis.engine import InferenceEngine
     from core.extractors.asr import word_accuracy
     from core.pipeline import FeaturePipeline
     from tests.media_factory import grid_clips, grid_sentence

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from cli.main import main
-from core.analysis import mask_degradation_table, recording_contributions, recording_score
+from analysis.robustness import mask_degradation_table, recording_contributions, recording_score
 from core.errors import MSAError
-from core.report import ReportInputs, build_recording_report, report_from_file
-from core.report.missing_curve import MissingCurve, missing_curve_for
-from core.report.model_card import CHECKPOINT_DIR, card_for_model, load_model_card, parse_model_card
+from analysis.report import ReportInputs, build_recording_report, report_from_file
+from analysis.report.missing_curve import MissingCurve, missing_curve_for
+from analysis.report.model_card import CHECKPOINT_DIR, card_for_model, load_model_card, parse_model_card
 from core.result import AnalysisResult
 from core.uncertainty import PredictionInterval, prediction_interval
 from tests.report_support import (
@@ -133,7 +133,7 @@ def test_page_is_self_contained_escaped_and_deterministic() -> None:
 
 
 def test_fixture_card_text_is_escaped_in_the_page(monkeypatch) -> None:
-    from core.report.model_card import CardLookup, parse_model_card
+    from analysis.report.model_card import CardLookup, parse_model_card
 
     card = parse_model_card(FIXTURE_CARD.read_text(encoding="utf-8"))
     html = build_recording_report(hand_made_result(3), ReportInputs(card=CardLookup(card, "fixture")))
@@ -143,7 +143,7 @@ def test_fixture_card_text_is_escaped_in_the_page(monkeypatch) -> None:
 
 
 def test_charts_with_very_many_marks_are_embedded_as_png(monkeypatch) -> None:
-    from core.report import charts
+    from analysis.report import charts
 
     html = build_recording_report(hand_made_result(30))
     assert "data:image/png" not in html and html.count("data:image/svg+xml;base64,") == 3
@@ -241,8 +241,8 @@ def test_cli_report_writes_the_page_and_refuses_bad_inputs_in_one_line(tmp_path:
 
 
 def test_batch_reports_and_index_list_every_file_with_the_jsons_numbers(tmp_path: Path) -> None:
-    from core.batch import BatchOptions, run_batch
-    from core.report.batch_reports import write_batch_reports
+    from analysis.batch import BatchOptions, run_batch
+    from analysis.report.batch_reports import write_batch_reports
     from tests.test_batch import FakeAnalyzer, _inputs
 
     root = _inputs(tmp_path / "in", ["a.mp4", "sub/b.wav", "c.mkv", "broken.mp4"])

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.report import build_recording_report
+from analysis.report import build_recording_report
 from core.result import AnalysisResult
 from tests.media_factory import cached_video, requires_espeak
 from tests.report_support import assert_page_shows, hand_made_result, parse, shown
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.skipif(
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--hide-scrollbars", "--disable-extensions"]
-TEXT_BLUE = (0x4E, 0x79, 0xA7)  # the text modality's colour in every chart (core/report/charts.py)
+TEXT_BLUE = (0x4E, 0x79, 0xA7)  # the text modality's colour in every chart (analysis/report/charts.py)
 
 
 def chromium(tmp: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -78,8 +78,8 @@ def test_report_renders_and_the_browser_shows_the_json_numbers(tmp_path: Path) -
 
 
 def test_batch_index_sorts_in_the_browser(tmp_path: Path) -> None:
-    from core.batch import BatchOptions, run_batch
-    from core.report.batch_reports import write_batch_reports
+    from analysis.batch import BatchOptions, run_batch
+    from analysis.report.batch_reports import write_batch_reports
     from tests.test_batch import FakeAnalyzer, _inputs
 
     names = ["a.mp4", "bb.mp4", "ccc.wav", "dddd.mkv", "sub/eeeee.mp4", "broken.mp4"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cli.main import main
-from core.batch import BatchOptions, plan_batch, run_batch
+from analysis.batch import BatchOptions, plan_batch, run_batch
 from core.errors import MSAError
 from core.result import AnalysisResult
 from core.transcripts import check_transcript_choice, choose_transcript, describe_transcript_record
@@ -92,7 +92,7 @@ def test_batch_redoes_a_file_when_its_sidecar_appears_changes_or_is_turned_off(t
 def test_shipped_files_carry_their_sidecar_to_the_worker(tmp_path: Path) -> None:
     """Ray --ship-files: the worker analyses a temp copy; the sidecar's bytes travel with it, land next
     to the copy under its own name, and the result names the original sidecar, not the temp path."""
-    from core.batch import FileAnalyzer
+    from analysis.batch import FileAnalyzer
     from core.transcripts import load_transcript
 
     class Worker(FileAnalyzer):

@@ -15,7 +15,7 @@ from core.progress import RunContext
 from core.types import SegmentFeatures
 from models.base import ModalityBatch, ModelOutput, MSAModel
 from models.checkpoint import load_checkpoint
-from models.data import FeatureCache, InMemoryDataset, collate
+from models.data import DatasetCache, InMemoryDataset, collate
 from models.data_mmsa import load_mmsa_pickle
 from models.evaluate import evaluate_robustness, format_table, parse_rates, write_report
 from models.metrics import regression_metrics
@@ -306,7 +306,7 @@ def test_parse_rates() -> None:
 
 
 def _cache_from(ds: InMemoryDataset, directory, split_of) -> None:
-    cache = FeatureCache.create(directory, SPEC)
+    cache = DatasetCache.create(directory, SPEC)
     for i in range(len(ds)):
         cache.append(ds.ids[i], ds.features(i), float(ds.labels[i]), split_of(i))
 
@@ -353,7 +353,7 @@ def test_holdout_split_is_deterministic_and_disjoint() -> None:
 
 
 def test_non_finite_labels_are_named_instead_of_blaming_the_learning_rate(tmp_path, data) -> None:
-    from models.data import load_splits
+    from models.dataset_sources import load_splits
 
     train, valid = data
     bad = InMemoryDataset(SPEC, train.items, [*train.labels[:7], float("nan"), *train.labels[8:]], train.ids)

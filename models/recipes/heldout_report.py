@@ -5,7 +5,7 @@ own pipeline, in one table.
 
 Rows (every recording goes through FeaturePipeline.extract — decode, VAD, Whisper, features — and
 InferenceEngine.analyze, as `msa-studio analyze` does; a recording's score is the duration-weighted
-mean over its segments, `core.analysis.recording_score`):
+mean over its segments, `analysis.robustness.recording_score`):
 
 * MOSI dev, text only: the 229 dev transcripts through the text encoder with audio and face
   absent: Acc-2 (non-zero), F1, MAE, Corr, and the share of true labels inside the segment's 80 %
@@ -151,8 +151,8 @@ def report(data: Path, models: list[str], fer_limit: int | None = None, tmp: Pat
     """The report's rows for `models` (shipped checkpoints, or NAME.safetensors in `checkpoints`)."""
     import tempfile
 
-    from core.analysis import recording_score
-    from core.engine import InferenceEngine
+    from analysis.robustness import recording_score
+    from analysis.engine import InferenceEngine
     from core.feature_spec import default_spec
     from core.pipeline import FeaturePipeline
     from core.types import Segment

@@ -1,10 +1,10 @@
 """Shareable reports (Qt-free, so the CLI, batch and the GUI all call the same code).
 
-* `core.report.recording`: one recording's self-contained HTML page from an AnalysisResult;
-* `core.report.batch_reports`: a page per file of a batch output folder + a sortable index;
-* `core.report.missing_curve`: where the random-missing-rate curve comes from (or why it is absent);
-* `core.report.model_card`: the model card summary (tolerant Markdown parser);
-* `core.report.charts` / `core.report.markup`: matplotlib charts as data URIs, HTML helpers.
+* `analysis.report.recording`: one recording's self-contained HTML page from an AnalysisResult;
+* `analysis.report.batch_reports`: a page per file of a batch output folder + a sortable index;
+* `analysis.report.missing_curve`: where the random-missing-rate curve comes from (or why it is absent);
+* `analysis.report.model_card`: the model card summary (tolerant Markdown parser);
+* `analysis.report.charts` / `analysis.report.markup`: matplotlib charts as data URIs, HTML helpers.
 
 `report_from_file` is the `msa-studio report` entry: a result JSON or a `.msasession` in, a page out.
 """
@@ -14,8 +14,8 @@ import os
 import zipfile
 from pathlib import Path
 
-from core.report.missing_curve import MissingCurve, missing_curve_for
-from core.report.recording import ReportInputs, build_recording_report, write_recording_report
+from analysis.report.missing_curve import MissingCurve, missing_curve_for
+from analysis.report.recording import ReportInputs, build_recording_report, write_recording_report
 
 SESSION_SUFFIX = ".msasession"
 

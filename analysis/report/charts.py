@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from core.report.markup import fmt
+from analysis.report.markup import fmt
 from core.uncertainty import PredictionInterval
 
 MODALITY_COLORS = {"text": "#4e79a7", "audio": "#f28e2b", "visual": "#9c6ade"}

@@ -181,7 +181,7 @@ class VisualRing:
 class LiveAnalyzer:
     """Rolling-window analysis. Feed it with `push_audio` / `push_frame` from capture threads.
 
-    `engine` is a core.engine.InferenceEngine (anything with `analyze(segments, features)`).
+    `engine` is a analysis.engine.InferenceEngine (anything with `analyze(segments, features)`).
     Callbacks run on the analyzer's threads; keep them short (the app emits a Qt signal).
     """
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from core.engine import InferenceEngine
+from analysis.engine import InferenceEngine
 from core.errors import FeatureSpecMismatch
 from core.pipeline import FeaturePipeline, RecordingFeatures
 from core.progress import RunContext

@@ -9,7 +9,7 @@ from core.shapley import MODALITY_ORDER
 from core.types import SegmentFeatures, SegmentResult
 
 if TYPE_CHECKING:
-    from core.engine import InferenceEngine
+    from analysis.engine import InferenceEngine
 
 FULL_KEY = "TAV"
 

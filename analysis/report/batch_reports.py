@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Callable
 from urllib.parse import quote
 
 from core.errors import MSAError
-from core.report.markup import esc, num_cell, page, table, text_cell
-from core.report.missing_curve import MissingCurve, engine_for_result, missing_curve_for
-from core.report.recording import ReportInputs, write_recording_report
+from analysis.report.markup import esc, num_cell, page, table, text_cell
+from analysis.report.missing_curve import MissingCurve, engine_for_result, missing_curve_for
+from analysis.report.recording import ReportInputs, write_recording_report
 from core.shapley import MODALITY_ORDER
 
 if TYPE_CHECKING:
-    from core.batch import BatchOptions
-    from core.engine import InferenceEngine
+    from analysis.batch import BatchOptions
+    from analysis.engine import InferenceEngine
     from core.result import AnalysisResult
 
 INDEX_NAME = "index.html"
@@ -86,7 +86,7 @@ class _Engines:
 
 
 def _row_from_result(rel: str, result: "AnalysisResult", report: str) -> IndexRow:
-    from core.analysis import recording_contributions, recording_score
+    from analysis.robustness import recording_contributions, recording_score
     from core.transcripts import describe_transcript_record
 
     segs = result.segments
@@ -108,7 +108,7 @@ def write_batch_reports(
     on_file: Callable[[str], None] | None = None,
 ) -> BatchReportSummary:
     """Reports for every finished file in `out_dir` and the index page (see the module docstring)."""
-    from core.batch import BatchState, iter_failures
+    from analysis.batch import BatchState, iter_failures
     from core.result import AnalysisResult
 
     out = Path(out_dir)

@@ -1,6 +1,6 @@
 """The random-missing-rate curve shown in a report: handed over, computed, or explained.
 
-The curve (core.analysis.random_missing_curve, LNLN protocol) needs the model *and* the recording's
+The curve (analysis.robustness.random_missing_curve, LNLN protocol) needs the model *and* the recording's
 features, which a result JSON does not hold. So a report gets it, in this order:
 
 1. precomputed: the GUI has usually computed it already (the Robustness tab);
@@ -23,7 +23,7 @@ import numpy as np
 from core.errors import MSAError
 
 if TYPE_CHECKING:
-    from core.engine import InferenceEngine
+    from analysis.engine import InferenceEngine
     from core.feature_cache import FeatureCache
     from core.pipeline import RecordingFeatures
     from core.result import AnalysisResult
@@ -58,7 +58,7 @@ def _how_to_get_it(result: "AnalysisResult") -> str:
 
 def engine_for_result(result: "AnalysisResult", device: str = "cpu") -> "InferenceEngine":
     """The model a result was made with, loaded again. Raises MSAError saying why it cannot be."""
-    from core.engine import InferenceEngine
+    from analysis.engine import InferenceEngine
 
     name = str(result.model.get("name") or "")
     if not name:
@@ -110,7 +110,7 @@ def _scores_match(result: "AnalysisResult", features: "RecordingFeatures", engin
 
 def curve_from_features(result: "AnalysisResult", features: "RecordingFeatures",
                         engine: "InferenceEngine") -> MissingCurve:
-    from core.analysis import random_missing_curve
+    from analysis.robustness import random_missing_curve
 
     if not result.segments:
         return MissingCurve.absent("Not computed: the recording has no scored segments.")

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core.report import charts
-from core.report.markup import (
+from analysis.report import charts
+from analysis.report.markup import (
     definition_list, esc, finite, fmt, inline_markdown, markdown, num_cell, page, table, text_cell,
 )
-from core.report.missing_curve import MissingCurve
-from core.report.model_card import CardLookup, card_for_model
+from analysis.report.missing_curve import MissingCurve
+from analysis.report.model_card import CardLookup, card_for_model
 from core.shapley import MODALITY_ORDER, keep_from_key
 from core.uncertainty import prediction_interval
 
@@ -64,7 +64,7 @@ def _signed_class(value: Any) -> str:
 
 
 def _summary(result: "AnalysisResult") -> str:
-    from core.analysis import recording_contributions, recording_score
+    from analysis.robustness import recording_contributions, recording_score
 
     segs = result.segments
     score = recording_score(segs)
@@ -227,7 +227,7 @@ def _segment_contributions(result: "AnalysisResult") -> str:
 
 
 def _degradation(result: "AnalysisResult") -> str:
-    from core.analysis import mask_degradation_table
+    from analysis.robustness import mask_degradation_table
 
     segs = result.segments
     if not segs or not all(all(k in s.mask_scores for k in MASK_KEYS) for s in segs):

@@ -77,7 +77,7 @@ class BatchOptions:
         return choose_transcript(path, use_sidecar=self.sidecar_transcripts).transcript
 
     def resolved_checkpoint(self) -> str | None:
-        from core.engine import default_checkpoint
+        from analysis.engine import default_checkpoint
 
         return self.checkpoint or default_checkpoint(self.model.lower())
 
@@ -325,7 +325,7 @@ class FileAnalyzer:
     Used in-process and inside each Ray actor."""
 
     def __init__(self, options: BatchOptions) -> None:
-        from core.engine import InferenceEngine
+        from analysis.engine import InferenceEngine
         from core.feature_cache import FeatureCache
         from core.pipeline import FeaturePipeline
 
@@ -338,8 +338,8 @@ class FileAnalyzer:
     def analyze(self, path: str, ctx: RunContext | None = None):
         """(AnalysisResult, was_cached). A sidecar transcript next to `path` is used unless the
         options turn sidecars off; a broken one fails this file with a message naming it."""
-        from core.analyzer import record_transcript, result_from_features
-        from core.cached_analysis import extract_cached
+        from analysis.analyzer import record_transcript, result_from_features
+        from analysis.cached_analysis import extract_cached
         from core.transcripts import check_transcript_choice, choose_transcript
 
         ctx = ctx or RunContext()
@@ -387,7 +387,7 @@ class FileAnalyzer:
 
 
 def _outcome_from_result(name: str, result, seconds: float, cached: bool) -> FileOutcome:
-    from core.analysis import recording_contributions, recording_score
+    from analysis.robustness import recording_contributions, recording_score
     from core.result import UNTRAINED_WARNING
 
     segs = result.segments

@@ -76,6 +76,12 @@ class BatchOptions:
 
         return choose_transcript(path, use_sidecar=self.sidecar_transcripts).transcript
 
+    def cache_policy(self):
+        """The feature-cache policy (analysis.analyzer) these options name."""
+        from analysis.analyzer import DEFAULT_CACHE
+
+        return (self.cache_dir or DEFAULT_CACHE) if self.use_cache else None
+
     def resolved_checkpoint(self) -> str | None:
         from analysis.engine import default_checkpoint
 
@@ -321,33 +327,27 @@ class BatchState:
 
 
 class FileAnalyzer:
-    """Loads the model, the feature pipeline and the cache once; analyses files one by one.
-    Used in-process and inside each Ray actor."""
+    """Batch's file worker: one analysis.analyzer.Analyzer (model, pipeline and feature cache load
+    once) plus the batch rules (sidecar transcripts, errors as payloads for Ray). Used in-process
+    and inside each Ray actor."""
 
     def __init__(self, options: BatchOptions) -> None:
-        from analysis.engine import InferenceEngine
-        from core.feature_cache import FeatureCache
-        from core.pipeline import FeaturePipeline
+        from analysis.analyzer import Analyzer
 
         self.options = options
-        self.engine = InferenceEngine(options.model, options.checkpoint, device=options.device,
-                                      allow_untrained=options.allow_untrained)
-        self.pipeline = FeaturePipeline(self.engine.spec, device=self.engine.device)
-        self.cache = FeatureCache(options.cache_dir) if options.use_cache else None
+        self.analyzer = Analyzer.from_pretrained(options.model, options.checkpoint, device=options.device,
+                                                 cache=options.cache_policy(),
+                                                 allow_untrained=options.allow_untrained)
 
     def analyze(self, path: str, ctx: RunContext | None = None):
         """(AnalysisResult, was_cached). A sidecar transcript next to `path` is used unless the
         options turn sidecars off; a broken one fails this file with a message naming it."""
-        from analysis.analyzer import record_transcript, result_from_features
-        from analysis.cached_analysis import extract_cached
         from core.transcripts import check_transcript_choice, choose_transcript
 
-        ctx = ctx or RunContext()
         choice = choose_transcript(path, use_sidecar=self.options.sidecar_transcripts)
         check_transcript_choice(choice, hint="--no-sidecar ignores transcripts next to recordings")
-        rec, cached = extract_cached(self.pipeline, path, choice.transcript, ctx, self.cache)
-        record_transcript(rec, path, choice.transcript)
-        return result_from_features(rec, self.engine, ctx), cached
+        run = self.analyzer.run(path, choice.transcript, ctx)
+        return run.result, run.from_cache
 
     def analyze_payload(self, path: str, data: bytes | None = None, display_path: str | None = None,
                         sidecar: tuple[str, bytes] | None = None) -> dict[str, Any]:

@@ -79,7 +79,8 @@ class InferenceEngine:
         self._text_encoder = None
 
     # -- masking -----------------------------------------------------------------------------
-    def _text_encoder_obj(self):
+    def text_encoder(self):
+        """The text encoder that re-encodes masked text ([CLS] [UNK]*n [SEP]); loaded on first use."""
         if self._text_encoder is None:
             from core.extractors.text import MiniLMTextEncoder
 
@@ -104,7 +105,7 @@ class InferenceEngine:
             return batch
         if "text" in keep:
             return mask_modalities(batch, keep, unk_id=0, reencode=None)
-        enc = self._text_encoder_obj()
+        enc = self.text_encoder()
         return mask_modalities(batch, keep, unk_id=enc.unk_id, reencode=enc.encode_ids)
 
     # -- scoring -----------------------------------------------------------------------------

@@ -181,7 +181,8 @@ class VisualRing:
 class LiveAnalyzer:
     """Rolling-window analysis. Feed it with `push_audio` / `push_frame` from capture threads.
 
-    `engine` is a analysis.engine.InferenceEngine (anything with `analyze(segments, features)`).
+    `engine` is an analysis.engine.InferenceEngine (anything with `analyze(segments, features)`);
+    `LiveAnalyzer.from_analyzer(analyzer)` builds one from an Analyzer.
     Callbacks run on the analyzer's threads; keep them short (the app emits a Qt signal).
     """
 
@@ -226,6 +227,12 @@ class LiveAnalyzer:
         self.frames_seen = 0
         self.frames_featurized = 0
         self.last_error: str | None = None
+
+    @classmethod
+    def from_analyzer(cls, analyzer, **options: Any) -> "LiveAnalyzer":
+        """Live analysis with an analysis.analyzer.Analyzer's engine and pipeline (the same
+        extractors and loaded weights as file analysis); `options` as for the constructor."""
+        return cls(analyzer.engine, PipelineLiveComponents(analyzer.pipeline), **options)
 
     # ---------------------------------------------------------------------------- feeding
     def push_audio(self, samples: np.ndarray, t_end: float | None = None) -> None:

@@ -51,7 +51,7 @@ def random_missing_curve(
         return []
     full = engine.score(features)
     batch = collate(features, engine.spec).to(engine.device)
-    enc = engine._text_encoder_obj() if engine.spec.text.extractor == "minilm-l6" else None
+    enc = engine.text_encoder() if engine.spec.text.extractor == "minilm-l6" else None
     curve = []
     for rate in rates:
         per_seed = []

@@ -90,7 +90,7 @@ class LiveController(QObject):
         self._start_thread.start()
 
     def _start_worker(self, config: LiveConfig, abort: threading.Event) -> None:
-        from analysis.live import LiveAnalyzer, PipelineLiveComponents
+        from analysis.live import LiveAnalyzer
         from core.live_sources import CameraAudioSource, LiveRecorder
 
         def check() -> None:
@@ -102,12 +102,11 @@ class LiveController(QObject):
             check()
             engine = self.cache.engine(config.model, config.device)
             check()
-            pipeline = self.cache.pipeline(engine.spec, engine.device)
-            components = PipelineLiveComponents(pipeline)
-            analyzer = LiveAnalyzer(
-                engine, components, window=config.window, hop=config.hop,
+            analyzer = LiveAnalyzer.from_analyzer(
+                self.cache.analyzer(engine), window=config.window, hop=config.hop,
                 on_result=self.resultReady.emit, on_error=self.warning.emit, on_landmarks=self._on_landmarks,
             )
+            components = analyzer.components
             check()
             analyzer.warm_up()
             check()

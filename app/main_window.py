@@ -565,7 +565,7 @@ class MainWindow(QMainWindow):
     def _rescore(self, s: AnalysisSession) -> None:
         """Score `s`'s cached features with the chosen model in the background (no re-extraction);
         the result is applied only if nothing was chosen since (the newest choice wins)."""
-        from analysis.analyzer import result_from_features
+        from analysis.analyzer import Analyzer
 
         model, device = self.model_name, self.device_name
         self._rescore_generation += 1
@@ -575,7 +575,7 @@ class MainWindow(QMainWindow):
         def work():
             engine = self.cache.engine(model, device)
             pipeline = s.pipeline or self.cache.pipeline(s.features.spec, engine.device)
-            return engine, pipeline, result_from_features(s.features, engine)
+            return engine, pipeline, Analyzer(engine, cache=None).rescore(s.features)
 
         def done(out):
             if generation != self._rescore_generation:

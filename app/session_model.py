@@ -182,9 +182,9 @@ class AnalysisSession:
 
     def rescore(self, engine: "InferenceEngine") -> None:
         """Switch model/device: score the cached features with `engine` (no re-extraction)."""
-        from analysis.analyzer import result_from_features
+        from analysis.analyzer import Analyzer
 
-        self.apply_rescore(result_from_features(self.features, engine), engine)
+        self.apply_rescore(Analyzer(engine, cache=None).rescore(self.features), engine)
 
     def apply_rescore(self, result: "AnalysisResult", engine: "InferenceEngine") -> None:
         """Adopt a result that `engine` computed from this session's features (the GUI computes

@@ -1,6 +1,6 @@
 """Background work for the GUI: analysis jobs and short tasks, bridged to Qt signals.
 
-The engine and pipeline are plain Python objects (core/); they run on Python threads and report
+The analyzer (engine + pipeline + feature cache) is plain Python (analysis/); it runs on Python threads and report
 through Qt signals, which Qt delivers on the GUI thread (queued connections), so the UI never blocks
 and never touches widgets from a worker thread.
 
@@ -32,9 +32,14 @@ class ModelCache:
     switching back and forth between models should not."""
 
     def __init__(self) -> None:
+        from analysis.analyzer import DEFAULT_CACHE, resolve_cache
+
         self._engines: dict[tuple[str, str, str | None], Any] = {}
         self._pipelines: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
+        # The feature cache every analysis policy shares (analysis.analyzer): re-opening a file
+        # or analysing it again with another model skips the extraction.
+        self.feature_cache = resolve_cache(DEFAULT_CACHE)
 
     def engine(self, model: str, device: str = "auto", checkpoint: str | None = None):
         from core.devices import resolve_device
@@ -69,7 +74,7 @@ class ModelCache:
 
         def warm_visual() -> None:
             with pipeline.new_visual_extractor() as extractor:
-                extractor._ensure_open()
+                extractor.load()
 
         check()
         engine = self.engine(model, device)
@@ -79,6 +84,12 @@ class ModelCache:
                      warm_visual, warm_audio):
             check()
             step()
+
+    def analyzer(self, engine):
+        """An Analyzer on a loaded engine, with the cached pipeline for its spec and the feature cache."""
+        from analysis.analyzer import Analyzer
+
+        return Analyzer(engine, self.pipeline(engine.spec, engine.device), self.feature_cache)
 
     def pipeline(self, spec, device: str = "cpu"):
         from core.pipeline import FeaturePipeline
@@ -149,7 +160,7 @@ class Task(QObject):
 
 
 class AnalysisJob(QObject):
-    """analyze_file on a worker thread with per-stage progress and cooperative cancel."""
+    """Analyzer.run on a worker thread with per-stage progress and cooperative cancel."""
 
     progress = Signal(str, float, str)  # stage, fraction, message
     finished = Signal(object)  # AnalysisSession
@@ -196,20 +207,17 @@ class AnalysisJob(QObject):
 
     def _run(self) -> None:
         from app.session_model import AnalysisSession
-        from analysis.analyzer import analyze_file
 
         try:
             self.ctx.report("load", 0.0, f"loading model {self.model}")
             # The cache's lock may be held by the preload for seconds: look at the flag again after.
             engine = self.cache.engine(self.model, self.device)
             self.ctx.check()
-            pipeline = self.cache.pipeline(engine.spec, engine.device)
+            analyzer = self.cache.analyzer(engine)
             self.ctx.report("load", 1.0, "models ready")
-            result, rec = analyze_file(
-                self.path, model=self.model, device=engine.device, transcript=self.transcript,
-                ctx=self.ctx, pipeline=pipeline, engine=engine,
-            )
-            session = AnalysisSession(result, rec, engine=engine, pipeline=pipeline, source_path=self.path)
+            run = analyzer.run(self.path, transcript=self.transcript, ctx=self.ctx)
+            session = AnalysisSession(run.result, run.features, engine=engine, pipeline=analyzer.pipeline,
+                                      source_path=self.path)
         except Cancelled:
             self.ended_at = time.monotonic()
             self.cancelled.emit()

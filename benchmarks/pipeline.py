@@ -280,8 +280,7 @@ def _stage_table(clock: StageClock) -> dict[str, float]:
 
 def worker_optimised(clip: str, warmup: str, model: str, result_path: str,
                      asr_options: dict[str, Any] | None = None, spec_version: int | None = None) -> None:
-    from analysis.analyzer import analyze_file
-    from analysis.cached_analysis import analyze_file_cached
+    from analysis.analyzer import Analyzer
     from analysis.engine import InferenceEngine
     from core.feature_cache import FeatureCache, pipeline_options
     from core.media import probe
@@ -298,13 +297,15 @@ def worker_optimised(clip: str, warmup: str, model: str, result_path: str,
     pipeline = _timed_pipeline_class()(engine.spec, device="cpu", asr_options=asr_options, clock=clock)
     instrument_engine(engine, clock)
     _instrument_modules(clock)
-    analyze_file(warmup, pipeline=pipeline, engine=engine, ctx=RunContext())  # loads every model
+    analyzer = Analyzer(engine, pipeline, cache=None)  # timed runs extract: no feature cache
+    analyzer.run(warmup, ctx=RunContext())  # loads every model
     startup = time.perf_counter() - t0
     rss_loaded = _rss_bytes()
 
     clock.reset()
     cpu0, w0 = _cpu_seconds(), time.perf_counter()
-    result, rec = analyze_file(clip, pipeline=pipeline, engine=engine, ctx=RunContext())
+    run = analyzer.run(clip, ctx=RunContext())
+    result, rec = run.result, run.features
     wall = time.perf_counter() - w0
     cpu = _cpu_seconds() - cpu0
     stages = _stage_table(clock)
@@ -313,7 +314,7 @@ def worker_optimised(clip: str, warmup: str, model: str, result_path: str,
         cache = FeatureCache(tmp)
         cache.put(clip, rec, options=pipeline_options(pipeline))
         c0 = time.perf_counter()
-        cached_result, _ = analyze_file_cached(clip, pipeline=pipeline, engine=engine, cache=cache)
+        cached_result = Analyzer(engine, pipeline, cache=cache)(clip)
         cached_wall = time.perf_counter() - c0
         assert cache.stats.hits == 1, "feature cache did not hit"
     duration = probe(clip).duration
@@ -355,17 +356,13 @@ def worker_live(clip: str, warmup: str, model: str, result_path: str, seconds: f
     hop, the app's defaults); lag = emit time - capture time of the window's last sample."""
     import numpy as np
 
-    from analysis.engine import InferenceEngine
-    from analysis.live import LiveAnalyzer, PipelineLiveComponents
+    from analysis.analyzer import Analyzer
+    from analysis.live import LiveAnalyzer
     from core.live_sources import ArrayAudioSource, CameraSource
-    from core.pipeline import FeaturePipeline
 
-    engine = InferenceEngine(model, device="cpu", allow_untrained=True)
-    pipeline = FeaturePipeline(engine.spec, device="cpu")
-    components = PipelineLiveComponents(pipeline)
-    if hasattr(components, "warm_up"):
-        components.warm_up()
-    analyzer = LiveAnalyzer(engine, components, window=4.0, hop=1.0)
+    analyzer = LiveAnalyzer.from_analyzer(Analyzer.from_pretrained(model, device="cpu", cache=None),
+                                          window=4.0, hop=1.0)
+    analyzer.components.warm_up()
     camera = CameraSource(clip, analyzer.push_frame)
     mic = ArrayAudioSource.from_media(clip, analyzer.push_audio, loop=True)
     analyzer.start()

@@ -5,6 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from cli.cache_options import add_cache_arguments, cache_policy
+
 NAME = "analyze"
 HELP = "analyse one recording: per-segment sentiment, unimodal scores and modality contributions"
 
@@ -24,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write a self-contained HTML report (incl. the missing-rate curve)")
     parser.add_argument("--no-untrained", action="store_true",
                         help="fail instead of running a model that has no trained checkpoint")
+    add_cache_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -53,8 +56,7 @@ def check_before_work(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from cli.progress_bar import StageProgress
-    from analysis.analyzer import analyze_file
-    from analysis.engine import InferenceEngine
+    from analysis.analyzer import Analyzer
     from core.progress import RunContext
     from core.result import UNTRAINED_WARNING
 
@@ -64,9 +66,10 @@ def run(args: argparse.Namespace) -> int:
     bar = StageProgress(enabled=not args.quiet)
     ctx = RunContext(progress=bar)
     try:
-        engine = InferenceEngine(args.model, args.checkpoint, device=args.device,
-                                 allow_untrained=not args.no_untrained)
-        result, features = analyze_file(args.media, transcript=choice.transcript, ctx=ctx, engine=engine)
+        analyzer = Analyzer.from_pretrained(args.model, args.checkpoint, device=args.device,
+                                            cache=cache_policy(args), allow_untrained=not args.no_untrained)
+        run = analyzer.run(args.media, transcript=choice.transcript, ctx=ctx)
+        result, features = run.result, run.features
     finally:
         bar.close()
     result.to_json(args.json_out)
@@ -75,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     if args.report_out:
         from analysis.report import ReportInputs, missing_curve_for, write_recording_report
 
-        curve = missing_curve_for(result, features=features, engine=engine)
+        curve = missing_curve_for(result, features=features, engine=analyzer.engine)
         write_recording_report(args.report_out, result,
                                ReportInputs(missing_curve=curve, source=Path(args.json_out).name))
     if result.untrained:

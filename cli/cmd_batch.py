@@ -6,6 +6,8 @@ import sys
 import threading
 from pathlib import Path
 
+from cli.cache_options import add_cache_arguments
+
 NAME = "batch"
 HELP = "analyse every recording in a folder (resumes where it stopped; --ray to use a Ray cluster)"
 
@@ -26,8 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-recursive", action="store_true", help="only the top level of DIR")
     parser.add_argument("--retry-failed", action="store_true",
                         help="retry files that failed in an earlier run (skipped by default)")
-    parser.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
-    parser.add_argument("--cache-dir", help="feature cache folder (default ~/.cache/msa-studio/features)")
+    add_cache_arguments(parser)
     parser.add_argument("--no-untrained", action="store_true",
                         help="fail instead of running a model that has no trained checkpoint")
     parser.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",

@@ -13,7 +13,7 @@ unreadable entry is treated as a miss and removed. The folder is bounded (`max_b
 least recently used entries.
 
 Hook: `extract_cached(pipeline, path, transcript, ctx, cache)` (bottom of this module) is a drop-in
-for `pipeline.extract(...)`; `analysis.cached_analysis.analyze_file_cached` wraps `analyze_file` with it.
+for `pipeline.extract(...)`; `analysis.analyzer.Analyzer` puts it in front of every extraction.
 
 Format of an entry (`<root>/<k[:2]>/<k>.msafeat`): a zip with `meta.json` (info, spec, segments,
 warnings) and `arrays.npz` (per-segment inputs and whole-recording tracks); no pickle anywhere.

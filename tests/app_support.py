@@ -298,13 +298,14 @@ def shared_model_cache():
 def shared_analysis():
     """(clip path, AnalysisResult, RecordingFeatures, engine, pipeline) for the two-sentence clip,
     analysed once per test process with the real pipeline and the default model."""
-    from analysis.analyzer import analyze_file
+    from analysis.analyzer import Analyzer
 
     if "analysis" not in _SHARED:
         clip = two_sentence_clip()
         cache = shared_model_cache()
         engine = cache.engine("lnln", "cpu")
         pipeline = cache.pipeline(engine.spec, engine.device)
-        result, rec = analyze_file(str(clip), model="lnln", device="cpu", engine=engine, pipeline=pipeline)
+        run = Analyzer(engine, pipeline, cache=None).run(str(clip))
+        result, rec = run.result, run.features
         _SHARED["analysis"] = (clip, result, rec, engine, pipeline)
     return _SHARED["analysis"]

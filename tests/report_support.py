@@ -52,14 +52,14 @@ def hand_made_result(n: int = 12, intervals: str = "some", path: str = "/data/ta
 
 def real_scored_recording(path: str, n_segments: int = 4, model: str = "late-fusion"):
     """(result, features, engine): synthetic features of `path` scored by a real model."""
-    from analysis.analyzer import record_transcript, result_from_features
+    from analysis.analyzer import Analyzer, record_transcript
     from analysis.engine import InferenceEngine
     from tests.test_feature_cache import _recording
 
     engine = InferenceEngine(model, device="cpu")
     rec = _recording(path=str(path), n_segments=n_segments)
     record_transcript(rec, str(path), None)
-    return result_from_features(rec, engine), rec, engine
+    return Analyzer(engine, cache=None).rescore(rec), rec, engine
 
 
 # ------------------------------------------------------------------------------ reading pages

@@ -266,9 +266,9 @@ def record_shown_models(w: MainWindow, monkeypatch) -> list[tuple[str, str]]:
 
 
 def expected_scores(session, model: str) -> np.ndarray:
-    from analysis.analyzer import result_from_features
+    from analysis.analyzer import Analyzer
 
-    result = result_from_features(session.features, shared_model_cache().engine(model, "cpu"))
+    result = Analyzer(shared_model_cache().engine(model, "cpu"), cache=None).rescore(session.features)
     return np.array([seg.score for seg in result.segments])
 
 

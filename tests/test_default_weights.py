@@ -3,9 +3,9 @@ and the numbers in their model cards reproduce.
 
 Speech is synthesised with espeak-ng (robotic, no emotional prosody, no video), so the sign has to
 come from what Whisper hears and the text branch understands, with the audio branch not
-overriding it. One clip per polarity goes through `analysis.analyzer.analyze_file` (decode, VAD, ASR,
+overriding it. One clip per polarity goes through `analysis.analyzer.Analyzer` (decode, VAD, ASR,
 segmentation, features, default checkpoint); the other models score the *same* extracted features
-via `analysis.analyzer.result_from_features`, which is what analyze_file does after extraction.
+via `Analyzer.rescore`, which is what `Analyzer.run` does after extraction.
 """
 from __future__ import annotations
 
@@ -76,13 +76,14 @@ def spoken(tmp_path_factory):
     """{polarity: (AnalysisResult of the default model 'lnln', RecordingFeatures)}."""
     if not shipped_models():
         pytest.skip("no shipped checkpoints in assets/checkpoints")
-    from analysis.analyzer import analyze_file
+    from analysis.analyzer import Analyzer
 
     tmp = tmp_path_factory.mktemp("spoken")
     out = {}
+    analyzer = Analyzer.from_pretrained("lnln" if "lnln" in shipped_models() else shipped_models()[0], cache=None)
     for polarity, text in (("positive", POSITIVE), ("negative", NEGATIVE)):
-        result, rec = analyze_file(str(_clip(tmp, text, polarity)), model="lnln" if "lnln" in shipped_models() else shipped_models()[0])
-        out[polarity] = (result, rec)
+        run = analyzer.run(str(_clip(tmp, text, polarity)))
+        out[polarity] = (run.result, run.features)
     return out
 
 
@@ -96,7 +97,7 @@ def test_default_model_is_loaded_not_untrained(spoken):
 
 
 @requires_espeak
-def test_default_model_sign_correct_through_analyze_file(spoken):
+def test_default_model_sign_correct_through_the_analyzer(spoken):
     assert _recording_score(spoken["positive"][0]) > 0, "default model: clearly positive speech scored <= 0"
     assert _recording_score(spoken["negative"][0]) < 0, "default model: clearly negative speech scored >= 0"
 
@@ -104,8 +105,8 @@ def test_default_model_sign_correct_through_analyze_file(spoken):
 @requires_espeak
 @pytest.mark.parametrize("name", shipped_models())
 def test_sign_correct_on_spoken_clips(spoken, name):
-    """Every shipped model on the features analyze_file extracted (fused score = what
-    result_from_features reports as SegmentResult.score; the Shapley part is skipped for speed)."""
+    """Every shipped model on the features the Analyzer extracted (fused score = what
+    Analyzer.rescore reports as SegmentResult.score; the Shapley part is skipped for speed)."""
     from analysis.engine import InferenceEngine
 
     engine = InferenceEngine(name, allow_untrained=False)

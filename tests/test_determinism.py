@@ -34,13 +34,14 @@ def repeated_clip(tmp_path_factory) -> Path:
 
 @requires_espeak
 def test_same_file_same_json_in_process_and_from_the_cache(repeated_clip, tmp_path):
-    from analysis.analyzer import analyze_file
+    from analysis.analyzer import Analyzer
     from core.feature_cache import FeatureCache
 
     cache = FeatureCache(tmp_path / "cache")
-    runs = [analyze_file(str(repeated_clip), model="lnln", cache=cache)[0] for _ in range(2)]  # miss, hit
+    analyzer = Analyzer.from_pretrained("lnln", cache=cache)
+    runs = [analyzer(str(repeated_clip)) for _ in range(2)]  # miss, hit
     assert cache.stats.hits == 1
-    runs.append(analyze_file(str(repeated_clip), model="lnln")[0])  # extracted again, no cache
+    runs.append(Analyzer(analyzer.engine, analyzer.pipeline, cache=None)(str(repeated_clip)))  # extracted again, no cache
     texts = " ".join(s.text for s in runs[0].segments).lower()
     assert texts.count("movie") == 4, texts  # every repetition is heard and scored
     first = _canonical(runs[0].to_dict())

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.cached_analysis import extract_cached
 from core.feature_cache import (
+    extract_cached,
     FeatureCache,
     cache_key,
     decode_features,
@@ -235,8 +235,8 @@ def test_unwritable_cache_only_warns(tmp_path: Path) -> None:
 
 
 @requires_espeak
-def test_analyze_file_cached_real_pipeline_hit_gives_identical_result(tmp_path: Path) -> None:
-    from analysis.cached_analysis import analyze_file_cached
+def test_analyzer_cache_real_pipeline_hit_gives_identical_result(tmp_path: Path) -> None:
+    from analysis.analyzer import Analyzer
     from analysis.engine import InferenceEngine
     from core.pipeline import FeaturePipeline
 
@@ -246,12 +246,16 @@ def test_analyze_file_cached_real_pipeline_hit_gives_identical_result(tmp_path: 
     renamed = tmp_path / "same content.mp4"
     shutil.copy(clip, renamed)
     cache = FeatureCache(tmp_path / "cache")
-    first, rec1 = analyze_file_cached(str(clip), model="late-fusion", engine=engine, pipeline=pipeline, cache=cache)
+    analyzer = Analyzer(engine, pipeline, cache=cache)
+    run1 = analyzer.run(str(clip))
+    first, rec1 = run1.result, run1.features
     calls = []
     original = pipeline.extract
     pipeline.extract = lambda *a, **k: calls.append(a) or original(*a, **k)
-    second, rec2 = analyze_file_cached(str(renamed), model="late-fusion", engine=engine, pipeline=pipeline, cache=cache)
+    run2 = analyzer.run(str(renamed))
+    second, rec2 = run2.result, run2.features
     assert calls == [] and cache.stats.hits == 1
+    assert (run1.from_cache, run2.from_cache) == (False, True)
     assert [(s.text, s.score, s.contributions) for s in first.segments] == \
            [(s.text, s.score, s.contributions) for s in second.segments]
     assert "wonderful" in first.segments[0].text.lower()

@@ -62,9 +62,10 @@ def test_mosi_dev_text_only_row_recomputes_for_the_default_model():
 def test_real_face_video_row_recomputes_for_the_default_model():
     """Visual-only recording scores of the real face videos (full pipeline), as the report has them."""
     from analysis.robustness import recording_score
-    from analysis.analyzer import analyze_file
+    from analysis.analyzer import Analyzer
 
     stored = _report()["models"]["lnln"]["ravdess_video_visual_only"]["clips"]
+    analyzer = Analyzer.from_pretrained("lnln", cache=None)
     for path in sorted((DATA_DIR / "ravdess_video").glob("*.mp4"))[:3]:
-        result, _ = analyze_file(str(path), model="lnln")
+        result = analyzer(str(path))
         assert recording_score(result.segments, "__V") == pytest.approx(stored[path.stem]["score"], abs=2e-3)

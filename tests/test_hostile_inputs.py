@@ -58,12 +58,13 @@ def pipeline(engine):
 
 @pytest.fixture()
 def analyze(engine, pipeline):
-    from analysis.analyzer import analyze_file
+    from analysis.analyzer import Analyzer
 
-    def run(path, **kwargs):
-        ctx = RunContext()
-        result, rec = analyze_file(str(path), pipeline=pipeline, engine=engine, ctx=ctx, **kwargs)
-        return result, rec
+    analyzer = Analyzer(engine, pipeline, cache=None)
+
+    def run(path, transcript=None):
+        out = analyzer.run(str(path), transcript=transcript, ctx=RunContext())
+        return out.result, out.features
 
     return run
 
@@ -351,7 +352,7 @@ def test_damaged_checkpoint_sidecar(tmp_path: Path, damage: str) -> None:
 
 
 def test_checkpoint_for_another_feature_spec_fails_before_extraction(tmp_path: Path) -> None:
-    from analysis.analyzer import analyze_file
+    from analysis.analyzer import Analyzer
     from core.pipeline import FeaturePipeline
 
     other = default_spec().with_modality("audio", dim=33)
@@ -359,18 +360,18 @@ def test_checkpoint_for_another_feature_spec_fails_before_extraction(tmp_path: P
     ctx = RunContext(progress=lambda stage, f, m: stages.append(stage))
     stages: list[str] = []
     with pytest.raises(FeatureSpecMismatch, match="audio.dim") as info:
-        analyze_file(str(cached_video(".mp4", duration=2.0)), model=MODEL, checkpoint=str(ckpt),
-                     pipeline=FeaturePipeline(default_spec()), ctx=ctx)
+        Analyzer.from_pretrained(MODEL, str(ckpt), pipeline=FeaturePipeline(default_spec()),
+                                 cache=None).run(str(cached_video(".mp4", duration=2.0)), ctx=ctx)
     _one_line(info.value)
     assert stages == [], "the mismatch must be found before any decoding"
 
 
 def test_checkpoint_with_another_spec_and_its_own_pipeline_is_a_clear_error(tmp_path: Path) -> None:
-    from analysis.analyzer import analyze_file
+    from analysis.analyzer import Analyzer
 
     ckpt = _save_checkpoint(tmp_path, "other_spec", spec=default_spec().with_modality("audio", dim=33))
     with pytest.raises(MSAError) as info:
-        analyze_file(str(cached_video(".mp4", duration=2.0)), model=MODEL, checkpoint=str(ckpt))
+        Analyzer.from_pretrained(MODEL, str(ckpt), cache=None).run(str(cached_video(".mp4", duration=2.0)))
     assert "audio" in _one_line(info.value)
 
 
@@ -459,7 +460,7 @@ _LONG_SCRIPT = textwrap.dedent("""
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) / 1024
     from core import media
-    from analysis.analyzer import analyze_file
+    from analysis.analyzer import Analyzer
     from analysis.engine import InferenceEngine
     from core.pipeline import FeaturePipeline
     from core.progress import RunContext
@@ -482,9 +483,9 @@ _LONG_SCRIPT = textwrap.dedent("""
             report["streamed_peak_mb"] = peak - base
     else:
         engine = InferenceEngine("late-fusion", device="cpu")
-        pipeline = FeaturePipeline(engine.spec)
+        analyzer = Analyzer(engine, FeaturePipeline(engine.spec), cache=None)
         # Warm up on a short file: model weights and library caches are not the long file's memory.
-        analyze_file({warmup!r}, pipeline=pipeline, engine=engine, ctx=RunContext())
+        analyzer.run({warmup!r}, ctx=RunContext())
         base = rss_mb()
         peak = [base]
 
@@ -497,7 +498,7 @@ _LONG_SCRIPT = textwrap.dedent("""
                     os._exit(3)
                 time.sleep(0.05)
         threading.Thread(target=watch, daemon=True).start()
-        result, rec = analyze_file(path, pipeline=pipeline, engine=engine, ctx=RunContext())
+        result = analyzer.run(path, ctx=RunContext()).result
         report["segments"] = len(result.segments)
         report["warnings"] = result.warnings
     report["grew_mb"] = rss_mb() - base

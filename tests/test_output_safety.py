@@ -50,23 +50,30 @@ def is_special(path: Path) -> bool:
 
 
 class FakeAnalysis:
-    """Stands in for analysis.analyzer.analyze_file: instant, records its calls."""
+    """Stands in for analysis.analyzer.Analyzer (from_pretrained, then run): instant, loads no
+    model, records its calls."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []
+        self.engine = None
 
-    def __call__(self, path, **kwargs):
+    def from_pretrained(self, *args, **kwargs) -> "FakeAnalysis":
+        return self
+
+    def run(self, path, transcript=None, ctx=None):
+        from analysis.analyzer import Analysis
+
         self.calls.append(str(path))
         seg = SegmentResult(0.0, 1.0, "hello", 1.0, contributions={"text": 0.5, "audio": 0.25, "visual": 0.25})
         result = AnalysisResult(recording={"path": str(path), "duration": 1.0}, feature_spec={},
                                 model={"name": MODEL, "device": "cpu"}, segments=[seg])
-        return result, None
+        return Analysis(result, None)
 
 
 @pytest.fixture()
 def fake_analysis(monkeypatch) -> FakeAnalysis:
     fake = FakeAnalysis()
-    monkeypatch.setattr("analysis.analyzer.analyze_file", fake)
+    monkeypatch.setattr("analysis.analyzer.Analyzer", fake)
     return fake
 
 

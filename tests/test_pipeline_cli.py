@@ -104,10 +104,11 @@ def test_checkpoint_with_other_spec_is_refused_naming_the_field(tmp_path: Path, 
 
 
 def test_audio_only_file_gives_partial_result_with_warning(tmp_path: Path) -> None:
-    from analysis.analyzer import analyze_file
+    from analysis.analyzer import Analyzer
 
     clip = cached_audio(ext=".flac", duration=2.5, speech_text="this is terrible")
-    result, rec = analyze_file(str(clip), model=MODEL)
+    run = Analyzer.from_pretrained(MODEL, cache=None).run(str(clip))
+    result, rec = run.result, run.features
     assert result.segments
     assert rec.visual_track is None
     assert any("no video stream" in w for w in result.warnings)
@@ -115,10 +116,11 @@ def test_audio_only_file_gives_partial_result_with_warning(tmp_path: Path) -> No
 
 
 def test_video_only_file_scores_windows_with_warning() -> None:
-    from analysis.analyzer import analyze_file
+    from analysis.analyzer import Analyzer
 
     clip = cached_video(duration=5.0, audio=False)
-    result, rec = analyze_file(str(clip), model=MODEL)
+    run = Analyzer.from_pretrained(MODEL, cache=None).run(str(clip))
+    result, rec = run.result, run.features
     assert any("no audio stream" in w for w in result.warnings)
     assert len(result.segments) >= 1
     assert all(s.text == "" for s in result.segments)
@@ -126,15 +128,15 @@ def test_video_only_file_scores_windows_with_warning() -> None:
 
 
 def test_silent_recording_warns_and_still_returns() -> None:
-    from analysis.analyzer import analyze_file
+    from analysis.analyzer import Analyzer
 
     clip = cached_audio(duration=3.0, tone_hz=None)
-    result, _ = analyze_file(str(clip), model=MODEL)
+    result = Analyzer.from_pretrained(MODEL, cache=None)(str(clip))
     assert any("silent" in w for w in result.warnings)
 
 
 def test_cancel_stops_the_pipeline() -> None:
-    from analysis.analyzer import analyze_file
+    from analysis.analyzer import Analyzer
     from core.errors import Cancelled
     from core.progress import RunContext
 
@@ -149,21 +151,22 @@ def test_cancel_stops_the_pipeline() -> None:
     ctx.progress = progress
     clip = cached_video(duration=4.0, speech_text="I really love this wonderful movie", fps=25)
     with pytest.raises(Cancelled):
-        analyze_file(str(clip), model=MODEL, ctx=ctx)
+        Analyzer.from_pretrained(MODEL, cache=None).run(str(clip), ctx=ctx)
 
 
 @requires_espeak
 def test_session_round_trip_rescoring_matches(speech_clip: Path, tmp_path: Path) -> None:
-    from analysis.analyzer import analyze_file, result_from_features
+    from analysis.analyzer import Analyzer
     from analysis.engine import InferenceEngine
     from core.session import load_session, save_session
 
-    engine = InferenceEngine(MODEL)
-    result, rec = analyze_file(str(speech_clip), engine=engine)
+    analyzer = Analyzer(InferenceEngine(MODEL), cache=None)
+    run = analyzer.run(str(speech_clip))
+    result, rec = run.result, run.features
     save_session(tmp_path / "s.msasession", result, rec)
     result2, rec2 = load_session(tmp_path / "s.msasession")
     assert [s.text for s in result2.segments] == [s.text for s in result.segments]
-    rescored = result_from_features(rec2, engine)
+    rescored = analyzer.rescore(rec2)
     np.testing.assert_allclose([s.score for s in rescored.segments], [s.score for s in result.segments], atol=1e-5)
     # JSON round trip of the result object itself
     result.to_json(tmp_path / "r.json")
@@ -184,7 +187,7 @@ def test_corrupt_session_is_a_user_error(tmp_path: Path) -> None:
 @pytest.mark.needs_data
 @requires_grid
 def test_grid_clips_end_to_end_words_faces_and_scores(tmp_path: Path, capsys) -> None:
-    from analysis.analyzer import analyze_file
+    from analysis.analyzer import Analyzer
     from analysis.engine import InferenceEngine
     from core.extractors.asr import word_accuracy
     from core.pipeline import FeaturePipeline
@@ -200,10 +203,11 @@ def test_grid_clips_end_to_end_words_faces_and_scores(tmp_path: Path, capsys) ->
         assert set(s["contributions"]) == {"text", "audio", "visual"}
     # Word accuracy over several clips (tiny.en mishears some GRID words, e.g. "bin blue" -> "Bimblue").
     engine = InferenceEngine("lnln")
-    pipeline = FeaturePipeline(engine.spec)
+    analyzer = Analyzer(engine, FeaturePipeline(engine.spec), cache=None)
     accs = []
     for clip in clips:
-        result, rec = analyze_file(str(clip), engine=engine, pipeline=pipeline)
+        run = analyzer.run(str(clip))
+        result, rec = run.result, run.features
         assert rec.visual_track is not None and rec.visual_track.face_mask.mean() > 0.9
         accs.append(word_accuracy(grid_sentence(clip.stem), " ".join(s.text for s in result.segments)))
     assert np.mean(accs) >= 0.8, accs

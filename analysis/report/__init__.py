@@ -45,10 +45,10 @@ def report_from_file(
     else:
         result = AnalysisResult.from_json(source)
     cache = None
-    if curve and features is None and use_cache:
-        from core.feature_cache import FeatureCache
+    if curve and features is None:
+        from analysis.analyzer import DEFAULT_CACHE, resolve_cache
 
-        cache = FeatureCache(cache_dir)
+        cache = resolve_cache((cache_dir or DEFAULT_CACHE) if use_cache else None)
     missing = missing_curve_for(result, features=features, cache=cache, compute=curve, device=device)
     path = write_recording_report(output, result, ReportInputs(missing_curve=missing, source=Path(source).name))
     return path, missing

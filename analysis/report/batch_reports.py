@@ -115,10 +115,10 @@ def write_batch_reports(
     state = BatchState(out)
     summary = BatchReportSummary()
     cache = None
-    if curves and options.use_cache:
-        from core.feature_cache import FeatureCache
+    if curves:
+        from analysis.analyzer import resolve_cache
 
-        cache = FeatureCache(options.cache_dir)
+        cache = resolve_cache(options.cache_policy())
     engines = _Engines(device)
     rows: list[IndexRow] = []
     for outcome in state.done_outcomes():

@@ -192,6 +192,10 @@ class MediaPipeFaceExtractor:
         return len(COLUMNS)
 
     # ------------------------------------------------------------ lifecycle
+    def load(self) -> None:
+        """Load the landmarker now instead of on the first frame (warm-up before timed work)."""
+        self._ensure_open()
+
     def _ensure_open(self) -> Any:
         if self._closed:
             raise ExtractorClosedError(f"{EXTRACTOR_NAME} extractor used after close()")

@@ -108,20 +108,18 @@ def save_small(src: Path, dst: Path) -> int:
 def make(clip: Path, out: Path) -> dict[str, int]:
     if not clip.is_file():
         raise ScreenshotError(f"clip not found: {clip} (set MSA_DATA_DIR or pass --clip)", status=2)
+    from core.atomic_write import atomic_write_bytes
+
     out.mkdir(parents=True, exist_ok=True)
-    staged = {name: out / f".{name}.png.tmp" for name in PICTURES}
-    try:
-        with tempfile.TemporaryDirectory(prefix="msa-screenshots-") as tmp:
-            summary = run_app(clip, Path(tmp))
-            missing = empty_panels(summary)
-            if missing:
-                raise ScreenshotError(f"empty in the app: {', '.join(missing)}")
-            sizes = {name: save_small(Path(summary["shots"][PICTURES[name]]), path) for name, path in staged.items()}
-        for name, path in staged.items():  # all made: now replace the committed ones
-            os.replace(path, out / f"{name}.png")
-    finally:
-        for path in staged.values():
-            path.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix="msa-screenshots-") as tmp:
+        summary = run_app(clip, Path(tmp))
+        missing = empty_panels(summary)
+        if missing:
+            raise ScreenshotError(f"empty in the app: {', '.join(missing)}")
+        staged = {name: Path(tmp) / f"{name}.small.png" for name in PICTURES}
+        sizes = {name: save_small(Path(summary["shots"][PICTURES[name]]), path) for name, path in staged.items()}
+        for name, path in staged.items():  # all made and small enough: now replace the committed ones
+            atomic_write_bytes(out / f"{name}.png", path.read_bytes())
     return sizes
 
 

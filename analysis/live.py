@@ -437,13 +437,10 @@ class PipelineLiveComponents:
     text, and the timestamp alignment would cost time every hop."""
 
     def __init__(self, pipeline, clock: Callable[[], float] = time.monotonic) -> None:
-        from core.extractors.slicing import slice_track
-
         self.pipeline = pipeline
         self.spec = pipeline.spec
         self.visual_rate_hz = float(self.spec.visual.rate_hz or 10.0)
         self.clock = clock
-        self._slice = slice_track
         self._visual = None
         self._visual_lock = threading.Lock()
 
@@ -498,28 +495,20 @@ class PipelineLiveComponents:
         start: float,
         end: float,
     ) -> SegmentFeatures:
-        a_spec, v_spec = self.spec.audio, self.spec.visual
+        """The window's model inputs, assembled by the file pipeline's own code
+        (FeaturePipeline.assemble_segment), so live rows and file rows agree column for column."""
+        from core.types import VisualTrack
+
+        audio_track = None
         if audio is not None and len(audio):
             # a silent window was never heard: an empty pass gives the Whisper extractor no rows
-            track = self.pipeline.audio_extractor.extract(audio, speech=speech or SpeechPass([], []))
-            a, a_mask = self._slice(track.times, track.features, start, end, a_spec.max_len)
-        else:
-            a, a_mask = np.zeros((1, a_spec.dim), np.float32), np.zeros(1, bool)
+            audio_track = self.pipeline.audio_extractor.extract(audio, speech=speech or SpeechPass([], []))
+        visual_track = None
         if len(visual_rows):
-            v, v_mask = self._slice(
-                np.asarray(visual_times), np.stack(visual_rows), start, end, v_spec.max_len, mask=np.asarray(visual_mask)
-            )
-        else:
-            v, v_mask = np.zeros((1, v_spec.dim), np.float32), np.zeros(1, bool)
-        t_feat, ids = self.pipeline.text_encoder.encode([text])[0]
-        return SegmentFeatures(
-            text=np.asarray(t_feat, np.float32),
-            text_ids=np.asarray(ids, np.int64),
-            audio=np.asarray(a, np.float32),
-            audio_mask=np.asarray(a_mask, bool),
-            visual=np.asarray(v, np.float32),
-            visual_mask=np.asarray(v_mask, bool),
-        )
+            visual_track = VisualTrack(np.asarray(visual_times), np.stack(visual_rows), np.asarray(visual_mask))
+        encoded = self.pipeline.text_encoder.encode([text])[0]
+        return self.pipeline.assemble_segment(audio_track, visual_track, Segment(start, end, text, source="window"),
+                                              encoded)
 
     def close(self) -> None:
         with self._visual_lock:

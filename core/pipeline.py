@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import MediaError
+from core.extractors import build_extractor
 from core.extractors.asr import SpeechPass
 from core.extractors.slicing import slice_track
 from core.feature_spec import FeatureSpec, default_spec
@@ -22,6 +23,9 @@ from core.progress import RunContext
 from core.types import AudioTrack, MediaInfo, Segment, SegmentFeatures, VisualTrack
 
 SR = 16000
+# The speech pass (words + Whisper encoder states). Not part of FeatureSpec: its options are
+# pipeline options (asr_options), and any registered "speech" extractor could take its place.
+ASR_EXTRACTOR = "whisper-tiny.en"
 # When there is no audio (so no ASR/VAD), fall back to windows of this length.
 _NO_AUDIO_WINDOW_S = 4.0
 # Audio is decoded and analysed in blocks of this length (a multiple of the 40 ms feature hop).
@@ -62,12 +66,9 @@ class FeaturePipeline:
         # None: one per core, at most 2 (the audio side needs CPU too); 1 turns the split off.
         self.visual_workers = visual_workers if visual_workers is not None else min(2, os.cpu_count() or 1)
         self.asr_options = dict(asr_options or {})
-        # Built now from the registry (cheap: weights load on first use), so a spec that cannot be
-        # produced here fails before any work, naming the field.
-        from core.extractors import build_extractor
-        from core.extractors.asr import WhisperASR
-
-        self.asr = WhisperASR(**self.asr_options)
+        # Built now, only from the registry by name (cheap: weights load on first use), so a spec
+        # that cannot be produced here fails before any work, naming the field.
+        self.asr = build_extractor("speech", ASR_EXTRACTOR, **self.asr_options)
         self.text_encoder = build_extractor("text", self.spec.text, device=device)
         self.audio_extractor = build_extractor("audio", self.spec.audio, asr=self.asr)
         self.new_visual_extractor().close()
@@ -75,8 +76,6 @@ class FeaturePipeline:
     def new_visual_extractor(self):
         """A fresh visual extractor: one per recording or time range (a landmarker in VIDEO mode
         needs increasing timestamps within one stream and is not thread-safe)."""
-        from core.extractors import build_extractor
-
         return build_extractor("visual", self.spec.visual, keep_landmarks=self.keep_landmarks)
 
     # -- whole recordings -------------------------------------------------------------------
@@ -275,11 +274,14 @@ class FeaturePipeline:
         encoded = self.text_encoder.encode(texts) if texts else []
         if ctx is not None:
             ctx.report("text", 1.0, "")
-        return [self._assemble(rec.audio_track, rec.visual_track, s, enc) for s, enc in zip(segments, encoded)]
+        return [self.assemble_segment(rec.audio_track, rec.visual_track, s, enc) for s, enc in zip(segments, encoded)]
 
-    def _assemble(
+    def assemble_segment(
         self, audio: AudioTrack | None, visual: VisualTrack | None, seg: Segment, encoded: tuple
     ) -> SegmentFeatures:
+        """One segment's model inputs: `encoded` = (text features, token ids) from the text
+        encoder; audio/visual rows sliced from the tracks (None: the modality is missing). File
+        segments, dataset clips and live windows all go through here, so their layouts agree."""
         text, ids = encoded
         a_spec, v_spec = self.spec.audio, self.spec.visual
         if audio is not None:
@@ -337,7 +339,7 @@ class FeaturePipeline:
             ctx.warn("no video stream: visual modality is missing")
         duration = info.duration or (len(wave) / SR if wave is not None else 0.0)
         seg = Segment(0.0, max(duration, 1e-3), text=text or "", source="clip")
-        return self._assemble(audio_track, visual_track, seg, self.text_encoder.encode([text])[0])
+        return self.assemble_segment(audio_track, visual_track, seg, self.text_encoder.encode([text])[0])
 
 
 class _PartsProgress:

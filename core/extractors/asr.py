@@ -190,6 +190,15 @@ class WhisperASR:
         self._suppress: list[int] = []
         self._lock = threading.Lock()  # loading only; CTranslate2 calls are thread-safe
 
+    @classmethod
+    def from_spec(cls, spec: Any = None, **options: Any) -> "WhisperASR":
+        """No FeatureSpec entry describes the ASR (`spec` is None); `options` are the constructor's."""
+        return cls(**options)
+
+    def extract(self, wave16k: np.ndarray, ctx: RunContext | None = None, **options: Any) -> SpeechPass:
+        """The FeatureExtractor form of `run`: the speech pass over `wave16k`."""
+        return self.run(wave16k, ctx=ctx, **options)
+
     # ---------------------------------------------------------------------------------- loading
 
     @property

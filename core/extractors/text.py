@@ -45,6 +45,10 @@ class MiniLMTextEncoder:
             raise FeatureSpecMismatch(f"text.dim: the spec says {spec.dim}, {cls.name} gives {DIM}")
         return cls(max_len=spec.max_len, device=device)
 
+    def extract(self, texts: Sequence[str], ctx: Any = None, **options: Any) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The FeatureExtractor form of `encode`."""
+        return self.encode(texts, **options)
+
     # ---------------------------------------------------------------------------------- loading
 
     def _ensure_loaded(self) -> None:

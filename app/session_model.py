@@ -75,18 +75,11 @@ class AnalysisSession:
         return bool(self.result.recording.get("has_video"))
 
     def starts_ends(self) -> tuple[np.ndarray, np.ndarray]:
-        return (
-            np.array([s.start for s in self.segments], dtype=np.float64),
-            np.array([s.end for s in self.segments], dtype=np.float64),
-        )
+        return self.result.times()
 
     def confidences(self) -> tuple[np.ndarray, np.ndarray] | None:
         """(low, high) of every segment's calibrated interval; None unless every segment has one."""
-        intervals = [prediction_interval(s.confidence) for s in self.segments]
-        if not intervals or any(iv is None for iv in intervals):
-            return None
-        return (np.array([iv.low for iv in intervals], dtype=np.float64),
-                np.array([iv.high for iv in intervals], dtype=np.float64))
+        return self.result.confidence()
 
     def segment_index_at(self, t: float) -> int | None:
         """The segment containing t; between segments, None."""
@@ -106,10 +99,10 @@ class AnalysisSession:
         engine re-scores the cached features."""
         key = mask_key(frozenset(keep))
         if key == "TAV":
-            return np.array([s.score for s in self.segments], dtype=np.float64)
+            return self.result.scores()
         if key not in self._mask_cache:
-            if self.segments and all(key in s.mask_scores for s in self.segments):
-                self._mask_cache[key] = np.array([s.mask_scores[key] for s in self.segments], dtype=np.float64)
+            if self.result.has_mask_scores(key):
+                self._mask_cache[key] = self.result.scores(key)
             else:
                 self._mask_cache[key] = np.asarray(self._require_engine().score(self.features.features, frozenset(keep)), dtype=np.float64)
         return self._mask_cache[key]

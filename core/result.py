@@ -10,6 +10,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from core import __version__
 from core.atomic_write import atomic_open, atomic_write_text
 from core.errors import MSAError
@@ -37,6 +39,36 @@ class AnalysisResult:
     def untrained(self) -> bool:
         return bool(self.model.get("untrained"))
 
+    # -- per-segment arrays (row i = segment i) -------------------------------------------------
+    def times(self) -> tuple[np.ndarray, np.ndarray]:
+        """(starts, ends) in seconds."""
+        return (np.array([s.start for s in self.segments], dtype=np.float64),
+                np.array([s.end for s in self.segments], dtype=np.float64))
+
+    def scores(self, mask: str | None = None) -> np.ndarray:
+        """The fused scores, or with `mask` ("T_V", "__V", ...) the scores with only the named
+        modalities present; KeyError when a segment lacks that mask (a result from an old draft)."""
+        if mask is None or mask == "TAV":
+            return np.array([s.score for s in self.segments], dtype=np.float64)
+        return np.array([s.mask_scores[mask] for s in self.segments], dtype=np.float64)
+
+    def has_mask_scores(self, mask: str) -> bool:
+        return bool(self.segments) and all(mask in s.mask_scores for s in self.segments)
+
+    def contributions(self) -> dict[str, np.ndarray]:
+        """Exact Shapley contribution of each modality per segment (NaN where a segment has none)."""
+        return {m: np.array([s.contributions.get(m, np.nan) for s in self.segments], dtype=np.float64)
+                for m in MODALITY_ORDER}
+
+    def confidence(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(low, high) of every segment's calibrated interval; None unless every segment has one."""
+        intervals = [prediction_interval(s.confidence) for s in self.segments]
+        if not intervals or any(iv is None for iv in intervals):
+            return None
+        return (np.array([iv.low for iv in intervals], dtype=np.float64),
+                np.array([iv.high for iv in intervals], dtype=np.float64))
+
+    # -- JSON / CSV (the edges) ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return _finite(asdict(self))
 

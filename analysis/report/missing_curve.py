@@ -104,7 +104,7 @@ def _scores_match(result: "AnalysisResult", features: "RecordingFeatures", engin
     if len(features.features) != len(result.segments):
         return False
     now = np.asarray(engine.score(features.features), dtype=np.float64)
-    then = np.array([s.score for s in result.segments], dtype=np.float64)
+    then = result.scores()
     return bool(np.all(np.abs(now - then) <= SCORE_TOLERANCE))
 
 

@@ -6,7 +6,8 @@ on features.
 * `analysis.engine`: model + checkpoint -> per-segment scores and exact Shapley contributions;
 * `analysis.robustness`: mask degradation, random-missing curves, recording-level scores;
 * `analysis.batch`: folders of files, local or on Ray; `analysis.live`: rolling webcam+mic analysis;
-* `analysis.report`: the shareable HTML reports.
+* `analysis.report`: the shareable HTML reports; `analysis.session_model`: the GUI's Qt-free view-model
+  of one analysed recording.
 
 Never imports Qt (`.importlinter`).
 """

@@ -1,2 +1,2 @@
 """MSA Studio desktop application (PySide6 + pyqtgraph). No analysis logic lives here: the panels
-draw what analysis/ and core/ compute; view-models (session_model, live_controller) hold the state."""
+draw what analysis/ and core/ compute; view-models (analysis.session_model, live_controller) hold the state."""

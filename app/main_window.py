@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.live_controller import LiveController
-from app.session_model import ALL, AnalysisSession
+from analysis.session_model import ALL, AnalysisSession
 from app.widgets.contributions import ContributionsPanel
 from app.widgets.live_panel import LivePanel
 from app.widgets.progress import StageProgress

@@ -206,7 +206,7 @@ class AnalysisJob(QObject):
         return self.thread is not None and self.thread.is_alive()
 
     def _run(self) -> None:
-        from app.session_model import AnalysisSession
+        from analysis.session_model import AnalysisSession
 
         try:
             self.ctx.report("load", 0.0, f"loading model {self.model}")

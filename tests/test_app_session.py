@@ -1,4 +1,4 @@
-"""The app's view-model (app.session_model.AnalysisSession) on a real analysis of a generated clip:
+"""The app's view-model (analysis.session_model.AnalysisSession) on a real analysis of a generated clip:
 masks, degradation table, missing-rate curve, model switch and transcript edits all work from cached
 features; exports are valid files. No Qt widgets involved."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from app.session_model import ALL, MASK_KEYS, AnalysisSession
+from analysis.session_model import ALL, MASK_KEYS, AnalysisSession
 from tests.app_support import shared_analysis, shared_model_cache
 from tests.media_factory import requires_espeak
 

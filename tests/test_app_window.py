@@ -17,7 +17,7 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QTimer, QU
 from PySide6.QtGui import QDropEvent  # noqa: E402
 
 from app.main_window import MainWindow  # noqa: E402
-from app.session_model import ALL  # noqa: E402
+from analysis.session_model import ALL  # noqa: E402
 from tests.app_support import SCREENSHOT_DIR, assert_not_blank, shared_model_cache, two_sentence_clip  # noqa: E402
 from tests.media_factory import cached_speech, requires_espeak, write_media  # noqa: E402
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from core.pipeline import RecordingFeatures
     from core.result import AnalysisResult
 
-SEEDS = (1, 2, 3)  # the GUI's seeds (app/session_model.py), so both give the same curve
+SEEDS = (1, 2, 3)  # the GUI's seeds (analysis/session_model.py), so both give the same curve
 SCORE_TOLERANCE = 1e-3
 PROTOCOL = ("LNLN protocol on this recording: at each missing rate r that share of every modality's "
             "steps is dropped at random (text tokens become [UNK]); mean ± std over seeds {seeds}, "

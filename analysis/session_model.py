@@ -1,4 +1,5 @@
-"""View-model of one analysed recording (Qt-free, so tests drive it directly).
+"""View-model of one analysed recording (Qt-free, so tests drive it directly; the GUI's panels
+read it, hence it lives in the analysis layer below app/).
 
 Holds the AnalysisResult and the cached RecordingFeatures and answers everything the panels ask:
 scores under a modality mask, the degradation table, the missing-rate curve, per-recording

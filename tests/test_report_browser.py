@@ -107,10 +107,12 @@ def test_batch_index_sorts_in_the_browser(tmp_path: Path) -> None:
 @pytest.mark.slow
 @requires_espeak
 def test_first_hour_analyze_then_report_then_open_without_network(tmp_path: Path) -> None:
-    """The README's first steps, as a new user types them (default model), end to end."""
+    """The README's first steps, as a new user types them (default model), end to end. `analyze`
+    caches the features by default (one cache policy with batch and the app), so the bare-JSON case
+    -- a result whose features are nowhere -- is made with --no-cache, then the default is checked."""
     clip = tmp_path / "clip.mp4"
     shutil.copy(cached_video(duration=4.0, speech_text="I really love this wonderful movie", fps=25), clip)
-    for argv in (["analyze", str(clip), "--json", str(tmp_path / "r.json"), "--quiet"],
+    for argv in (["analyze", str(clip), "--json", str(tmp_path / "r.json"), "--quiet", "--no-cache"],
                  ["report", str(tmp_path / "r.json"), "-o", str(tmp_path / "r.html")]):
         proc = subprocess.run([sys.executable, "-m", "cli.main", *argv], cwd=ROOT, capture_output=True, text=True,
                               timeout=600)
@@ -122,3 +124,12 @@ def test_first_hour_analyze_then_report_then_open_without_network(tmp_path: Path
     assert_page_shows(result, page)
     assert page.ids["uncertainty-note"].startswith("No uncertainty estimate")
     assert "--report" in page.ids["missing-curve-note"]  # a bare JSON: the page says how to get the curve
+    # The default: analyze fills the feature cache, so report finds the features and draws the curve.
+    cache_dir = tmp_path / "feature-cache"
+    for argv in (["analyze", str(clip), "--json", str(tmp_path / "c.json"), "--quiet", "--cache-dir", str(cache_dir)],
+                 ["report", str(tmp_path / "c.json"), "-o", str(tmp_path / "c.html"), "--cache-dir", str(cache_dir)]):
+        proc = subprocess.run([sys.executable, "-m", "cli.main", *argv], cwd=ROOT, capture_output=True, text=True,
+                              timeout=600)
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    cached_page = parse(dom((tmp_path / "c.html").as_uri(), tmp_path))
+    assert "missing-curve-note" not in cached_page.ids and "missing-curve-table" in cached_page.tables

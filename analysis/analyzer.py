@@ -28,8 +28,17 @@ from core.pipeline import FeaturePipeline, RecordingFeatures
 from core.progress import RunContext
 from core.result import UNTRAINED_WARNING, AnalysisResult
 
-DEFAULT_CACHE = "default"
-CachePolicy = Union[FeatureCache, str, "os.PathLike[str]", None]
+
+
+class _DefaultCache:
+    """The type of DEFAULT_CACHE: a sentinel, so no folder name (not even "default") is taken for it."""
+
+    def __repr__(self) -> str:
+        return "DEFAULT_CACHE"
+
+
+DEFAULT_CACHE = _DefaultCache()
+CachePolicy = Union[FeatureCache, _DefaultCache, str, "os.PathLike[str]", None]
 
 
 def resolve_cache(cache: CachePolicy) -> FeatureCache | None:
@@ -38,7 +47,7 @@ def resolve_cache(cache: CachePolicy) -> FeatureCache | None:
         return None
     if isinstance(cache, FeatureCache):
         return cache
-    if isinstance(cache, str) and cache == DEFAULT_CACHE:
+    if cache is DEFAULT_CACHE:
         return FeatureCache()
     return FeatureCache(cache)
 

@@ -61,6 +61,8 @@ def test_cache_policies(tmp_path: Path, monkeypatch) -> None:
     assert resolve_cache(None) is None
     assert resolve_cache(DEFAULT_CACHE).root == default_cache_dir() == tmp_path / "default"
     assert resolve_cache(str(tmp_path / "here")).root == tmp_path / "here"
+    monkeypatch.chdir(tmp_path)
+    assert resolve_cache("default").root == Path("default")  # a folder name, not the default policy
     mine = FeatureCache(tmp_path / "mine")
     assert resolve_cache(mine) is mine
 

@@ -8,6 +8,7 @@ skip and say so.
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -112,10 +113,12 @@ def test_first_hour_analyze_then_report_then_open_without_network(tmp_path: Path
     -- a result whose features are nowhere -- is made with --no-cache, then the default is checked."""
     clip = tmp_path / "clip.mp4"
     shutil.copy(cached_video(duration=4.0, speech_text="I really love this wonderful movie", fps=25), clip)
+    # A private, empty default cache: other tests of the run may have cached this very clip.
+    env = {**os.environ, "MSA_CACHE_DIR": str(tmp_path / "empty-cache")}
     for argv in (["analyze", str(clip), "--json", str(tmp_path / "r.json"), "--quiet", "--no-cache"],
                  ["report", str(tmp_path / "r.json"), "-o", str(tmp_path / "r.html")]):
         proc = subprocess.run([sys.executable, "-m", "cli.main", *argv], cwd=ROOT, capture_output=True, text=True,
-                              timeout=600)
+                              timeout=600, env=env)
         assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     result = AnalysisResult.from_json(tmp_path / "r.json")
     assert result.segments and result.recording["transcript"] == {"source": "asr"}

@@ -57,6 +57,9 @@ class MSAModel(nn.Module):
     uses_complete_view: bool = False
     #: True when training_loss also needs the model's output on the complete view (complete_out).
     needs_complete_forward: bool = False
+    #: True when training_loss takes `modality_targets` (models.missing.ModalityTargets): what each
+    #: unimodal head should say given the modalities a sample keeps and the evidence they carry.
+    uses_modality_targets: bool = False
 
     def __init__(self, spec: FeatureSpec, **config: Any) -> None:
         super().__init__()

@@ -232,3 +232,28 @@ def coalition_targets(labels: torch.Tensor, keep: torch.Tensor, evidence: torch.
         bits = torch.tensor([EVIDENCE_BITS[m] for m in MODALITIES], device=keep.device)
         has = ((keep.long() * bits).sum(dim=1) & evidence.to(keep.device).long()) != 0
     return torch.where(has, labels, torch.zeros_like(labels))
+
+
+@dataclass(frozen=True)
+class ModalityTargets:
+    """What each unimodal head should say for one batch: `target[m]` is the label where modality m
+    is kept and carries the label's evidence, 0 where it is kept without evidence (a neutral voice
+    under a sad MOSI sentence says nothing), and `kept[m]` marks the samples that count at all — a
+    masked modality's head sees no input, so training it towards anything only teaches a bias."""
+
+    target: dict[str, torch.Tensor]
+    kept: dict[str, torch.Tensor]
+
+
+def modality_targets(labels: torch.Tensor, keep: torch.Tensor, evidence: torch.Tensor | None) -> ModalityTargets:
+    """Per-modality targets of one batch (keep: (B, 3) bool in MODALITIES order)."""
+    target, kept = {}, {}
+    for k, m in enumerate(MODALITIES):
+        on = keep[:, k].to(labels.device)
+        if evidence is not None:
+            carries = (evidence.to(labels.device).long() & EVIDENCE_BITS[m]) != 0
+            target[m] = torch.where(on & carries, labels, torch.zeros_like(labels))
+        else:
+            target[m] = torch.where(on, labels, torch.zeros_like(labels))
+        kept[m] = on
+    return ModalityTargets(target=target, kept=kept)

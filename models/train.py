@@ -36,14 +36,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from core.errors import MSAError
-from core.feature_spec import FeatureSpec
+from core.feature_spec import MODALITIES, FeatureSpec
 from core.progress import RunContext
 from core.types import SegmentFeatures
 from models.base import ModalityBatch, MSAModel
 from models.checkpoint import save_checkpoint
 from models.data import MSADataset, token_id
 from models.metrics import METRIC_NAMES, is_better, regression_metrics
-from models.missing import (CoalitionRegime, TextReencoder, apply_missing, coalition_targets,
+from models.missing import (CoalitionRegime, TextReencoder, apply_missing, coalition_targets, modality_targets,
                             mask_modalities_per_sample, training_rates)
 
 #: "lnln": LNLN's random per-step drops; "coalition": complete samples, LNLN drops and whole
@@ -168,13 +168,23 @@ def training_inputs(batch: ModalityBatch, labels: torch.Tensor, evidence: torch.
                     ) -> tuple[ModalityBatch, torch.Tensor]:
     """The (possibly corrupted) training inputs of one batch and the targets they are trained
     towards; all randomness comes from `gen` (models/recipes/reencode_cache.py replays it)."""
+    inputs, targets, _ = training_batch(batch, labels, evidence, missing, gen, unk_id, reencode)
+    return inputs, targets
+
+
+def training_batch(batch: ModalityBatch, labels: torch.Tensor, evidence: torch.Tensor | None, missing: str,
+                   gen: torch.Generator, unk_id: int, reencode: TextReencoder | None
+                   ) -> tuple[ModalityBatch, torch.Tensor, torch.Tensor]:
+    """`training_inputs` plus the (B, 3) bool matrix of the modalities each sample keeps (all True
+    outside the coalition regime), which the per-modality targets are drawn from."""
+    everything = torch.ones(batch.batch_size, len(MODALITIES), dtype=torch.bool)
     if missing == "none":
-        return batch, labels
+        return batch, labels, everything
     if missing == "lnln":
-        return apply_missing(batch, training_rates(batch.batch_size, gen), gen, unk_id, reencode), labels
+        return apply_missing(batch, training_rates(batch.batch_size, gen), gen, unk_id, reencode), labels, everything
     keep, rates = CoalitionRegime().draw(batch.batch_size, gen)
     masked = mask_modalities_per_sample(batch, keep, unk_id, reencode)
-    return apply_missing(masked, rates, gen, unk_id, reencode), coalition_targets(labels, keep, evidence)
+    return apply_missing(masked, rates, gen, unk_id, reencode), coalition_targets(labels, keep, evidence), keep
 
 
 def check_training_options(*, epochs: int, batch_size: int, lr: float, weight_decay: float, patience: int,
@@ -318,7 +328,10 @@ def train_model(
             ctx.check()
             batch, labels, idx = batch.to(device), labels.to(device), idx.to(device)
             evidence = None if train_ds.evidence is None else torch.as_tensor(train_ds.evidence[idx.cpu().numpy()])
-            inputs, labels = training_inputs(batch, labels, evidence, missing, missing_gen, unk, reencode)
+            raw_labels = labels
+            inputs, labels, keep = training_batch(batch, labels, evidence, missing, missing_gen, unk, reencode)
+            extra = ({"modality_targets": modality_targets(raw_labels, keep.to(device), evidence)}
+                     if getattr(model, "uses_modality_targets", False) else {})
             if hasattr(model, "set_sample_ids"):
                 model.set_sample_ids(idx)
             out = model(inputs)
@@ -327,7 +340,7 @@ def train_model(
                 complete_out = out if inputs is batch else model(batch)
             loss, parts = model.training_loss(out, inputs, labels,
                                               complete=batch if uses_complete else None,
-                                              complete_out=complete_out)
+                                              complete_out=complete_out, **extra)
             if not torch.isfinite(loss):
                 raise MSAError(f"training diverged (loss {float(loss)} at epoch {epoch}); lower the learning rate")
             opt.zero_grad(set_to_none=True)

@@ -227,3 +227,38 @@ def test_coalition_targets_are_zero_without_evidence() -> None:
     evidence = torch.tensor([EVIDENCE_BITS["text"], EVIDENCE_BITS["audio"], EVIDENCE_BITS["text"], 7])
     assert coalition_targets(labels, keep, evidence).tolist() == [0.0, -1.5, 1.0, 0.0]
     assert coalition_targets(labels, keep, None).tolist() == [2.0, -1.5, 1.0, 0.0]
+
+
+def test_modality_targets_follow_each_modalitys_own_evidence() -> None:
+    from models.missing import EVIDENCE_BITS, modality_targets
+
+    labels = torch.tensor([2.0, -1.5, 1.0])
+    # sample 0: MOSI sentence (text evidence) with a neutral voice kept and the face masked;
+    # sample 1: an emotional voice (audio evidence) under its neutral words, everything kept;
+    # sample 2: no evidence bits given at all -> the fused label for every kept modality.
+    keep = torch.tensor([[True, True, False], [True, True, True], [True, False, True]])
+    evidence = torch.tensor([EVIDENCE_BITS["text"], EVIDENCE_BITS["audio"], 0])
+    t = modality_targets(labels, keep, evidence)
+    assert t.target["text"].tolist() == [2.0, 0.0, 0.0]
+    assert t.target["audio"].tolist() == [0.0, -1.5, 0.0]
+    assert t.kept["visual"].tolist() == [False, True, True]
+    no_ev = modality_targets(labels, keep, None)
+    assert no_ev.target["audio"].tolist() == [2.0, -1.5, 0.0]
+
+
+def test_late_fusion_heads_ignore_samples_that_mask_their_modality() -> None:
+    from models.missing import ModalityTargets
+    from models.zoo.baselines import LateFusion
+    from models.base import ModelOutput
+    from core.feature_spec import default_spec
+
+    model = LateFusion(default_spec())
+    out = ModelOutput(score=torch.zeros(2), unimodal={m: torch.tensor([0.0, 5.0]) for m in ("text", "audio", "visual")})
+    labels = torch.zeros(2)
+    kept_first = {m: torch.tensor([True, False]) for m in ("text", "audio", "visual")}
+    zero = {m: torch.zeros(2) for m in ("text", "audio", "visual")}
+    loss, terms = model.training_loss(out, make_batch(B=2), labels,
+                                      modality_targets=ModalityTargets(target=zero, kept=kept_first))
+    assert terms["text"] == 0.0 and float(loss) == 0.0  # the 5.0 of the masked sample does not count
+    loss_all, _ = model.training_loss(out, make_batch(B=2), labels)
+    assert float(loss_all) > 0.0

@@ -78,8 +78,8 @@ GRID_DRAWS = 3  # neutral GRID samples per training clip and replica (the only r
 @dataclass(frozen=True)
 class ComposeConfig:
     replicas_train: int = 2
-    text_only_replicas: int = 1  # extra pairings of each MOSI train sample with audio and face absent
-    calib_share: float = 0.25  # of MOSI train videos, held out for interval calibration
+    text_only_replicas: int = 2  # extra pairings of each MOSI train sample with audio and face absent
+    calib_share: float = 0.12  # of MOSI train videos, held out for interval calibration
     p_uninformative: float = 0.3
     p_grid_in_uninformative: float = 0.3
     p_no_video: float = 0.2

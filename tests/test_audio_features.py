@@ -10,7 +10,7 @@ from core.errors import Cancelled, FeatureSpecMismatch, MediaError
 from core.extractors import EXTRACTORS
 from core.extractors.audio import LibrosaAudioExtractor
 from core.extractors.slicing import slice_track
-from core.feature_spec import default_spec
+from core.feature_spec import v1_spec
 from core.progress import RunContext
 
 SR = 16000
@@ -22,7 +22,7 @@ def col(ext: LibrosaAudioExtractor, name: str) -> int:
 
 @pytest.fixture(scope="module")
 def ext() -> LibrosaAudioExtractor:
-    return LibrosaAudioExtractor.from_spec(default_spec().audio)
+    return LibrosaAudioExtractor.from_spec(v1_spec().audio)
 
 
 def sine(freq: float, seconds: float, amp: float = 0.5) -> np.ndarray:
@@ -40,8 +40,8 @@ def speechlike(seconds: float, seed: int = 0) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ contract
-def test_dims_and_columns_match_default_spec(ext: LibrosaAudioExtractor) -> None:
-    spec = default_spec().audio
+def test_dims_and_columns_match_the_v1_spec(ext: LibrosaAudioExtractor) -> None:
+    spec = v1_spec().audio
     assert "librosa-v1" in EXTRACTORS
     assert EXTRACTORS.get("librosa-v1") is LibrosaAudioExtractor
     assert ext.dim == spec.dim == 69
@@ -55,7 +55,7 @@ def test_dims_and_columns_match_default_spec(ext: LibrosaAudioExtractor) -> None
 
 def test_from_spec_rejects_wrong_dim() -> None:
     with pytest.raises(FeatureSpecMismatch, match="audio.dim"):
-        LibrosaAudioExtractor.from_spec(default_spec().with_modality("audio", dim=74).audio)
+        LibrosaAudioExtractor.from_spec(v1_spec().with_modality("audio", dim=74).audio)
 
 
 # ----------------------------------------------------------- signal sanity
@@ -206,7 +206,7 @@ def test_slice_empty_track_and_bad_shapes() -> None:
 
 def test_slice_real_audio_track_respects_spec_max_len(ext: LibrosaAudioExtractor) -> None:
     tr = ext.extract(speechlike(12.0))  # 301 frames at 25 Hz
-    spec = default_spec().audio
+    spec = v1_spec().audio
     out, mask = slice_track(tr.times, tr.features, 1.0, 11.0, spec.max_len)
     assert out.shape == (spec.max_len, spec.dim) and mask.all()
     # pooling keeps the window mean (bins are near-equal, so only approximately)

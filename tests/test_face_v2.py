@@ -24,7 +24,7 @@ from core.extractors.visual_v2 import (
     COLUMNS_V2, EXPRESSION_COLUMNS, MediaPipeFaceV2Extractor, detect_faces_in_images_v2, valence_readout,
     visual_spec_v2,
 )
-from core.feature_spec import default_spec
+from core.feature_spec import v1_spec
 from models.recipes.common import default_data_dir
 
 DATA = default_data_dir()  # $MSA_DATA_DIR or ../shared/data beside the repository
@@ -236,12 +236,12 @@ def test_v2_spec_and_registry() -> None:
     assert EXTRACTORS.get("mediapipe-face-v2") is MediaPipeFaceV2Extractor
     with MediaPipeFaceExtractor.from_spec(spec) as ext:
         assert isinstance(ext, MediaPipeFaceV2Extractor) and ext.dim == 65 and ext.columns == COLUMNS_V2
-    with MediaPipeFaceExtractor.from_spec(default_spec().visual) as ext:
+    with MediaPipeFaceExtractor.from_spec(v1_spec().visual) as ext:
         assert type(ext) is MediaPipeFaceExtractor and ext.dim == 58
     with pytest.raises(FeatureSpecMismatch):
-        MediaPipeFaceExtractor.from_spec(default_spec().with_modality("visual", extractor="mediapipe-face-v9").visual)
+        MediaPipeFaceExtractor.from_spec(v1_spec().with_modality("visual", extractor="mediapipe-face-v9").visual)
     with pytest.raises(FeatureSpecMismatch):
-        MediaPipeFaceV2Extractor.from_spec(default_spec().visual)  # v2 class never builds v1
+        MediaPipeFaceV2Extractor.from_spec(v1_spec().visual)  # v2 class never builds v1
     with pytest.raises(FeatureSpecMismatch):
         MediaPipeFaceExtractor.from_spec(spec.__class__(**{**spec.to_dict(), "dim": 58}))
     with pytest.raises(FeatureSpecMismatch, match="sha256"):

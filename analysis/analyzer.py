@@ -27,6 +27,7 @@ from core.feature_cache import FeatureCache, extract_cached
 from core.pipeline import FeaturePipeline, RecordingFeatures
 from core.progress import RunContext
 from core.result import UNTRAINED_WARNING, AnalysisResult
+from models.defaults import DEFAULT_MODEL
 
 
 
@@ -83,7 +84,7 @@ class Analyzer:
         self.cache = resolve_cache(cache)
 
     @classmethod
-    def from_pretrained(cls, model: str = "lnln", checkpoint: str | None = None, device: str = "auto",
+    def from_pretrained(cls, model: str = DEFAULT_MODEL, checkpoint: str | None = None, device: str = "auto",
                         cache: CachePolicy = DEFAULT_CACHE, *, allow_untrained: bool = True,
                         pipeline: FeaturePipeline | None = None) -> "Analyzer":
         """Load `model` (its shipped checkpoint unless `checkpoint`) and build its pipeline now, so

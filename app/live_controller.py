@@ -19,6 +19,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from core.errors import MSAError
+from models.defaults import DEFAULT_MODEL
 
 
 class _StartAborted(Exception):
@@ -36,7 +37,7 @@ class LiveConfig:
     window: float = 4.0
     hop: float = 1.0
     record_path: str | None = None
-    model: str = "lnln"
+    model: str = DEFAULT_MODEL
     device: str = "auto"
 
 

@@ -5,6 +5,8 @@ import argparse
 import os
 import sys
 
+from models.defaults import DEFAULT_MODEL
+
 # How long the process waits after the window closed for worker threads to stop: the longest
 # uninterruptible step (loading Whisper, a numba JIT compile, muxing a recording) on a slow machine.
 SHUTDOWN_WAIT_S = 60.0
@@ -14,7 +16,7 @@ def build_parser(parser_class: type[argparse.ArgumentParser] = argparse.Argument
     p = parser_class(prog="msa-studio-gui", description="MSA Studio desktop application")
     p.add_argument("paths", nargs="*", metavar="FILE",
                    help="recordings or .msasession files: the first opens, the others wait in File ▸ Open recent")
-    p.add_argument("--model", default="lnln", help="model to analyse with (default: lnln)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model to analyse with (default: {DEFAULT_MODEL})")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     p.add_argument("--live", action="store_true", help="start on the Live tab")
     p.add_argument("--camera", help="live camera: device index, stream URL or video file")

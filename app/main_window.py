@@ -44,6 +44,7 @@ from app.widgets.video_player import VideoPlayer
 from app.workers import AnalysisJob, ModelCache, Task, join_thread
 from core.shapley import mask_key
 from core.transcripts import TranscriptChoice, choose_transcript
+from models.defaults import DEFAULT_MODEL
 
 MEDIA_FILTER = "Media (*.mp4 *.m4v *.mov *.mkv *.webm *.avi *.mpg *.mpeg *.wav *.flac *.mp3 *.ogg *.m4a);;All files (*)"
 SESSION_SUFFIX = ".msasession"
@@ -57,7 +58,7 @@ class MainWindow(QMainWindow):
     def __init__(
         self,
         settings: QSettings | None = None,
-        model: str = "lnln",
+        model: str = DEFAULT_MODEL,
         device: str = "auto",
         cache: ModelCache | None = None,
         preload: bool = True,

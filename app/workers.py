@@ -25,6 +25,7 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, Signal
 
 from core.errors import Cancelled, MSAError
+from models.defaults import DEFAULT_MODEL
 
 
 class ModelCache:
@@ -171,7 +172,7 @@ class AnalysisJob(QObject):
         self,
         path: str,
         cache: ModelCache,
-        model: str = "lnln",
+        model: str = DEFAULT_MODEL,
         device: str = "auto",
         transcript: str | None = None,
         parent: QObject | None = None,

@@ -39,6 +39,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from benchmarks.naive_baseline import StageClock, instrument_engine  # noqa: E402
 from core.atomic_write import atomic_open  # noqa: E402
 from models.recipes.common import default_data_dir  # noqa: E402
+from models.defaults import DEFAULT_MODEL  # noqa: E402
 
 TARGET_RTF = 0.25
 TARGET_LAG_S = 0.5
@@ -520,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="10 s and 60 s clips only")
     ap.add_argument("--durations", help="comma-separated clip lengths in seconds (overrides --quick)")
-    ap.add_argument("--model", default="lnln", help="model to score with (default lnln; untrained is fine)")
+    ap.add_argument("--model", default=DEFAULT_MODEL, help=f"model to score with (default {DEFAULT_MODEL}; untrained is fine)")
     ap.add_argument("--source", choices=["auto", "grid", "synthetic"], default="auto")
     ap.add_argument("--size", default="1280x720", help="clip frame size WxH (default 1280x720)")
     ap.add_argument("--clips-dir", default=str(Path(tempfile.gettempdir()) / "msa-bench-clips"))

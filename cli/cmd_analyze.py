@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from cli.cache_options import add_cache_arguments, cache_policy
+from models.defaults import DEFAULT_MODEL
 
 NAME = "analyze"
 HELP = "analyse one recording: per-segment sentiment, unimodal scores and modality contributions"
@@ -13,7 +14,7 @@ HELP = "analyse one recording: per-segment sentiment, unimodal scores and modali
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("media", help="video or audio file (mp4, mkv, webm, avi, mpg, wav, flac, mp3, ...)")
-    parser.add_argument("--model", default="lnln", help="model name (see `msa-studio models`); default lnln")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model name (see `msa-studio models`); default {DEFAULT_MODEL}")
     parser.add_argument("--checkpoint", help="checkpoint (.safetensors with its .json); default: the shipped one")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: cuda when available)")
     parser.add_argument("--transcript", help="SRT/VTT/plain-text transcript that replaces speech recognition "

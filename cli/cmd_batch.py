@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 from cli.cache_options import add_cache_arguments
+from models.defaults import DEFAULT_MODEL
 
 NAME = "batch"
 HELP = "analyse every recording in a folder (resumes where it stopped; --ray to use a Ray cluster)"
@@ -15,7 +16,7 @@ HELP = "analyse every recording in a folder (resumes where it stopped; --ray to 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input_dir", metavar="DIR", help="folder with video/audio files (searched recursively)")
     parser.add_argument("--out", required=True, help="output folder: one <file>.json per input + batch_summary.csv")
-    parser.add_argument("--model", default="lnln", help="model name (see `msa-studio models`); default lnln")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model name (see `msa-studio models`); default {DEFAULT_MODEL}")
     parser.add_argument("--checkpoint", help="checkpoint (.safetensors with its .json); default: the shipped one")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     parser.add_argument("--csv", action="store_true", help="also write one <file>.csv per input")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tests.media_factory import DATA_DIR
+from models.defaults import DEFAULT_MODEL
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "assets" / "model_cards" / "reports" / "heldout.json"
@@ -45,8 +46,8 @@ def test_mosi_dev_text_only_row_recomputes_for_the_default_model():
     from models.recipes.heldout_report import mosi_dev_segments
     from models.recipes.train_all import mosi_dev_text_only
 
-    stored = _report()["models"]["lnln"]["mosi_dev_text_only"]
-    engine = InferenceEngine("lnln", allow_untrained=False)
+    stored = _report()["models"][DEFAULT_MODEL]["mosi_dev_text_only"]
+    engine = InferenceEngine(DEFAULT_MODEL, allow_untrained=False)
     ds = mosi_dev_text_only(DATA_DIR)
     res = engine.analyze(mosi_dev_segments(DATA_DIR), [ds.features(i) for i in range(len(ds))])
     labels = np.asarray(ds.labels, dtype=np.float64)
@@ -64,8 +65,8 @@ def test_real_face_video_row_recomputes_for_the_default_model():
     from analysis.robustness import recording_score
     from analysis.analyzer import Analyzer
 
-    stored = _report()["models"]["lnln"]["ravdess_video_visual_only"]["clips"]
-    analyzer = Analyzer.from_pretrained("lnln", cache=None)
+    stored = _report()["models"][DEFAULT_MODEL]["ravdess_video_visual_only"]["clips"]
+    analyzer = Analyzer.from_pretrained(DEFAULT_MODEL, cache=None)
     for path in sorted((DATA_DIR / "ravdess_video").glob("*.mp4"))[:3]:
         result = analyzer(str(path))
         assert recording_score(result.segments, "__V") == pytest.approx(stored[path.stem]["score"], abs=2e-3)

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from models.defaults import DEFAULT_MODEL
+
 STATE_DIR = ".msa-batch"
 LOCK_NAME = "lock"
 SUMMARY_NAME = "batch_summary.csv"
@@ -20,7 +22,7 @@ BatchEventCallback = Callable[[str, str, "FileOutcome | None"], None]
 
 @dataclass
 class BatchOptions:
-    model: str = "lnln"
+    model: str = DEFAULT_MODEL
     checkpoint: str | None = None
     device: str = "cpu"
     allow_untrained: bool = True

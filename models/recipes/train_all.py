@@ -206,8 +206,10 @@ def train_one(name: str, train_ds, dev_ds, calib_ds, text_ds, work: Path, out: P
 
 #: Relative training cost per sample (measured on the 2-core machine), used only to split the
 #: models between parallel workers so both finish at about the same time.
-RELATIVE_COST = {"emt-dlfr": 34, "mult": 33, "conki": 31, "lnln": 17, "cenet": 12, "self-mm": 4, "tfn": 1.5,
-                 "late-fusion": 1}
+#: Training seconds / 10 per model in the v2 run that wrote the shipped weights
+#: (assets/model_cards/reports/run.json; 2 workers on 2 loaded cores).
+RELATIVE_COST = {"mult": 169, "emt-dlfr": 131, "conki": 81, "lnln": 19, "self-mm": 14, "cenet": 12, "tfn": 7,
+                 "late-fusion": 4}
 
 
 def assign_workers(models: list[str], workers: int) -> list[list[str]]:

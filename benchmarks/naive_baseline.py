@@ -9,7 +9,7 @@ What differs from `core.pipeline.FeaturePipeline` (and is therefore what the rat
   but no voice-activity pre-pass, so silence is transcribed too;
 * visual: every native frame (25 fps) at full resolution, decoded with OpenCV, through the same
   MediaPipe landmarker — instead of 10 fps frames downscaled to <= 640 px;
-* audio: librosa features recomputed per segment on the segment's samples (one extractor call per
+* audio: the audio features recomputed per segment on the segment's samples (one extractor call per
   utterance, as when each utterance is its own clip) instead of one whole-track pass sliced per
   segment;
 * text: one MiniLM call per segment (no batching);
@@ -124,9 +124,8 @@ def naive_analyze(path: str, models: dict[str, Any], clock: StageClock) -> list:
     """Analyse one file the naive way; per-stage wall times land in `clock`."""
     import librosa
 
-    from core.extractors.audio import LibrosaAudioExtractor
+    from core.extractors import build_extractor
     from core.extractors.slicing import slice_track
-    from core.extractors.visual import MediaPipeFaceExtractor
     from core.types import Segment, SegmentFeatures
 
     engine = models["engine"]
@@ -140,7 +139,7 @@ def naive_analyze(path: str, models: dict[str, Any], clock: StageClock) -> list:
     if not segments:  # nothing recognised: fixed 4 s windows, like the pipeline's fallback
         segments = [Segment(s, min(duration, s + 4.0), "", source="window") for s in np.arange(0, duration, 4.0)]
 
-    with MediaPipeFaceExtractor() as face:
+    with build_extractor("visual", spec.visual) as face:
         v_times, v_feats, v_mask = _read_all_frames_naive(path, clock, face)
 
     features = []
@@ -149,7 +148,10 @@ def naive_analyze(path: str, models: dict[str, Any], clock: StageClock) -> list:
             text, ids = models["text"].encode([seg.text])[0]
         with clock("audio"):
             part = y[int(seg.start * SR): max(int(seg.end * SR), int(seg.start * SR) + 1)]
-            extractor = LibrosaAudioExtractor.from_spec(spec.audio, chunk_seconds=None)
+            # one extractor call per utterance, as when each utterance is its own clip: librosa-v1
+            # in one chunk, whisper-tiny-enc-v2 with its own encoder pass (a second encode)
+            runtime = {"asr": models["asr"]} if spec.audio.extractor.startswith("whisper") else {"chunk_seconds": None}
+            extractor = build_extractor("audio", spec.audio, **runtime)
             track = extractor.extract(part)
             a, a_mask = slice_track(track.times + seg.start, track.features, seg.start, seg.end + 1e-6,
                                     spec.audio.max_len)

@@ -299,11 +299,12 @@ def shared_analysis():
     """(clip path, AnalysisResult, RecordingFeatures, engine, pipeline) for the two-sentence clip,
     analysed once per test process with the real pipeline and the default model."""
     from analysis.analyzer import Analyzer
+    from models.defaults import DEFAULT_MODEL
 
     if "analysis" not in _SHARED:
         clip = two_sentence_clip()
         cache = shared_model_cache()
-        engine = cache.engine("lnln", "cpu")
+        engine = cache.engine(DEFAULT_MODEL, "cpu")
         pipeline = cache.pipeline(engine.spec, engine.device)
         run = Analyzer(engine, pipeline, cache=None).run(str(clip))
         result, rec = run.result, run.features

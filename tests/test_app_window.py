@@ -18,6 +18,7 @@ from PySide6.QtGui import QDropEvent  # noqa: E402
 
 from app.main_window import MainWindow  # noqa: E402
 from analysis.session_model import ALL  # noqa: E402
+from models.defaults import DEFAULT_MODEL  # noqa: E402
 from tests.app_support import SCREENSHOT_DIR, assert_not_blank, shared_model_cache, two_sentence_clip  # noqa: E402
 from tests.media_factory import cached_speech, requires_espeak, write_media  # noqa: E402
 
@@ -238,8 +239,8 @@ def test_model_switch_rescores_from_cache(qapp, loaded, monkeypatch):
         assert not np.allclose(w.timeline.values, before)
         assert w.transcript.rowCount() == len(before)
     finally:
-        w.model_combo.setCurrentIndex(w.model_combo.findData("lnln"))
-        pump_until(qapp, lambda: w.session.model_name == "lnln" and not w.is_busy(), 120)
+        w.model_combo.setCurrentIndex(w.model_combo.findData(DEFAULT_MODEL))
+        pump_until(qapp, lambda: w.session.model_name == DEFAULT_MODEL and not w.is_busy(), 120)
 
 
 def second_model() -> str:
@@ -280,7 +281,7 @@ def test_model_switch_during_analysis_shows_the_chosen_model(qapp, tmp_path_fact
     try:
         w.open_path(str(two_sentence_clip()))
         job = w.job
-        assert job is not None and job.model == "lnln"
+        assert job is not None and job.model == DEFAULT_MODEL
         w.model_combo.setCurrentIndex(w.model_combo.findData(target))
         assert job.is_running()  # chosen during the analysis
         assert pump_until(qapp, lambda: w.session is not None and not w.is_busy(), 300), w.last_error
@@ -304,8 +305,8 @@ def test_quick_model_switches_show_the_last_choice(qapp, loaded, monkeypatch):
         assert all(on_screen == chosen for on_screen, chosen in shown), shown
         np.testing.assert_allclose(w.timeline.values, expected_scores(w.session, others[-1]), atol=1e-5)
     finally:
-        w.model_combo.setCurrentIndex(w.model_combo.findData("lnln"))
-        pump_until(qapp, lambda: w.session.model_name == "lnln" and not w.is_busy(), 120)
+        w.model_combo.setCurrentIndex(w.model_combo.findData(DEFAULT_MODEL))
+        pump_until(qapp, lambda: w.session.model_name == DEFAULT_MODEL and not w.is_busy(), 120)
 
 
 def test_model_that_cannot_score_puts_the_chooser_back(qapp, loaded, monkeypatch):
@@ -324,7 +325,7 @@ def test_model_that_cannot_score_puts_the_chooser_back(qapp, loaded, monkeypatch
     before = w.timeline.values.copy()
     w.model_combo.setCurrentIndex(w.model_combo.findData(target))
     assert pump_until(qapp, lambda: not w.is_busy(), 60)
-    assert w.model_name == w.session.model_name == "lnln"
+    assert w.model_name == w.session.model_name == DEFAULT_MODEL
     assert "unreadable" in w.last_error
     np.testing.assert_allclose(w.timeline.values, before)
 
@@ -337,9 +338,9 @@ def test_opened_session_sets_the_chooser_to_its_model(qapp, loaded, tmp_path, tm
         assert pump_until(qapp, lambda: w.session.model_name == target and not w.is_busy(), 120), w.last_error
         path = w.save_session(str(tmp_path / "other_model.msasession"))
     finally:
-        w.model_combo.setCurrentIndex(w.model_combo.findData("lnln"))
-        pump_until(qapp, lambda: w.session.model_name == "lnln" and not w.is_busy(), 120)
-    w2 = new_window(tmp_path_factory)  # its chooser starts on lnln
+        w.model_combo.setCurrentIndex(w.model_combo.findData(DEFAULT_MODEL))
+        pump_until(qapp, lambda: w.session.model_name == DEFAULT_MODEL and not w.is_busy(), 120)
+    w2 = new_window(tmp_path_factory)  # its chooser starts on the default model
     try:
         w2.open_path(str(path))
         assert w2.session.model_name == target and w2.model_name == target

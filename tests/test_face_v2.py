@@ -24,7 +24,7 @@ from core.extractors.visual_v2 import (
     COLUMNS_V2, EXPRESSION_COLUMNS, MediaPipeFaceV2Extractor, detect_faces_in_images_v2, valence_readout,
     visual_spec_v2,
 )
-from core.feature_spec import v1_spec
+from core.feature_spec import default_spec, v1_spec
 from models.recipes.common import default_data_dir
 
 DATA = default_data_dir()  # $MSA_DATA_DIR or ../shared/data beside the repository

@@ -125,7 +125,9 @@ def test_first_hour_analyze_then_report_then_open_without_network(tmp_path: Path
     assert_rendered_with_charts(screenshot(tmp_path / "r.html", tmp_path))
     page = parse(dom((tmp_path / "r.html").as_uri(), tmp_path))
     assert_page_shows(result, page)
-    assert page.ids["uncertainty-note"].startswith("No uncertainty estimate")
+    # The shipped default checkpoint is calibrated: every segment carries its interval, drawn as the band.
+    assert all(s.confidence is not None for s in result.segments)
+    assert page.ids["uncertainty-note"].startswith("Shaded band: the 80 % prediction interval")
     assert "--report" in page.ids["missing-curve-note"]  # a bare JSON: the page says how to get the curve
     # The default: analyze fills the feature cache, so report finds the features and draws the curve.
     cache_dir = tmp_path / "feature-cache"

@@ -1,6 +1,6 @@
 """The one way in: media file(s) -> AnalysisResult(s).
 
-    analyzer = Analyzer.from_pretrained("lnln")        # engine, then a pipeline for its spec
+    analyzer = Analyzer.from_pretrained("lnln")        # engine, then a pipeline for its spec (default: DEFAULT_MODEL)
     result = analyzer("talk.mp4")                      # a path -> a result; a list -> a list
     run = analyzer.run("talk.mp4", transcript, ctx)    # result + the features (+ whether cached)
     other = analyzer.with_model("tfn").rescore(run.features)   # another model, no re-extraction
@@ -28,7 +28,6 @@ from core.pipeline import FeaturePipeline, RecordingFeatures
 from core.progress import RunContext
 from core.result import UNTRAINED_WARNING, AnalysisResult
 from models.defaults import DEFAULT_MODEL
-
 
 
 class _DefaultCache:

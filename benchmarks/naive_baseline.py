@@ -149,9 +149,9 @@ def naive_analyze(path: str, models: dict[str, Any], clock: StageClock) -> list:
         with clock("audio"):
             part = y[int(seg.start * SR): max(int(seg.end * SR), int(seg.start * SR) + 1)]
             # one extractor call per utterance, as when each utterance is its own clip: librosa-v1
-            # in one chunk, whisper-tiny-enc-v2 with its own encoder pass (a second encode)
-            runtime = {"asr": models["asr"]} if spec.audio.extractor.startswith("whisper") else {"chunk_seconds": None}
-            extractor = build_extractor("audio", spec.audio, **runtime)
+            # in one chunk, whisper-tiny-enc-v2 with its own encoder pass (a second encode); each
+            # extractor takes the runtime options it knows, as in core.pipeline
+            extractor = build_extractor("audio", spec.audio, asr=models["asr"], chunk_seconds=None)
             track = extractor.extract(part)
             a, a_mask = slice_track(track.times + seg.start, track.features, seg.start, seg.end + 1e-6,
                                     spec.audio.max_len)

@@ -29,6 +29,30 @@ def default_checkpoint(model: str) -> str | None:
     return str(path) if path.exists() else None
 
 
+class RowMemo:
+    """A text re-encoder, (ids (B, T), attention_mask (B, T)) -> (B, T, D), that remembers the
+    output of each distinct (ids, mask) row it has seen (at most `capacity`, oldest dropped)."""
+
+    def __init__(self, encode_ids, capacity: int = 256) -> None:
+        self.encode_ids = encode_ids
+        self.capacity = capacity
+        self._rows: dict[bytes, Any] = {}
+
+    def __call__(self, ids, attention_mask):
+        import torch
+
+        keys = [ids[i].cpu().numpy().tobytes() + attention_mask[i].cpu().numpy().tobytes() for i in range(len(ids))]
+        for i, k in enumerate(keys):
+            if k not in self._rows:
+                # one row at a time, so a row's encoding never depends on which rows shared its
+                # batch (CPU kernels may round differently by batch size): same input, same bytes
+                self._rows[k] = self.encode_ids(ids[i:i + 1], attention_mask[i:i + 1])[0]
+        out = torch.stack([self._rows[k] for k in keys])
+        while len(self._rows) > self.capacity:
+            self._rows.pop(next(iter(self._rows)))
+        return out
+
+
 class InferenceEngine:
     def __init__(
         self,
@@ -77,6 +101,7 @@ class InferenceEngine:
             self.untrained = True
         self.model.eval()
         self._text_encoder = None
+        self._unk_rows: RowMemo | None = None
 
     # -- masking -----------------------------------------------------------------------------
     def text_encoder(self):
@@ -92,11 +117,11 @@ class InferenceEngine:
             self._text_encoder = MiniLMTextEncoder(max_len=self.spec.text.max_len, device=self.device)
         return self._text_encoder
 
-    def _batches(self, features: list[SegmentFeatures]):
+    def _batches(self, features: list[SegmentFeatures], per_batch: int):
         from models.data import collate
 
-        for i in range(0, len(features), self.batch_size):
-            yield collate(features[i : i + self.batch_size], self.spec).to(self.device)
+        for i in range(0, len(features), per_batch):
+            yield collate(features[i : i + per_batch], self.spec).to(self.device)
 
     def _masked(self, batch, keep: frozenset[str]):
         from models.missing import mask_modalities
@@ -106,34 +131,60 @@ class InferenceEngine:
         if "text" in keep:
             return mask_modalities(batch, keep, unk_id=0, reencode=None)
         enc = self.text_encoder()
-        return mask_modalities(batch, keep, unk_id=enc.unk_id, reencode=enc.encode_ids)
+        return mask_modalities(batch, keep, unk_id=enc.unk_id, reencode=self._unk_reencoder(enc))
+
+    def _unk_reencoder(self, enc):
+        """enc.encode_ids with a memory: a masked text row is [CLS] [UNK]*n [SEP], so its encoding
+        depends only on n and the padding, and every segment of a recording (every live hop)
+        would otherwise run the text encoder again for the same few rows."""
+        if self._unk_rows is None:
+            self._unk_rows = RowMemo(enc.encode_ids)
+        return self._unk_rows
+
+    def _coalition_views(self, batch, coalitions: list[frozenset[str]]) -> list:
+        """`batch` as each coalition sees it; the [UNK]-re-encoded text is made once and shared by
+        the text-less coalitions."""
+        text_masked = None
+        views = []
+        for c in coalitions:
+            if "text" in c:
+                views.append(self._masked(batch, c))
+                continue
+            if text_masked is None:
+                text_masked = self._masked(batch, ALL - {"text"})
+            views.append(self._masked(text_masked, c | {"text"}))
+        return views
 
     # -- scoring -----------------------------------------------------------------------------
     def _forward_many(
         self, features: list[SegmentFeatures], coalitions: list[frozenset[str]], ctx: RunContext | None = None
     ) -> tuple[dict[frozenset[str], np.ndarray], dict[str, np.ndarray]]:
+        """Scores of every segment under every coalition, plus the unimodal heads' scores of the
+        complete input. All coalition views of a group of segments go through the model as ONE
+        stacked batch: one forward instead of one per coalition, which is what keeps a live hop
+        (1 segment x 8 coalitions) cheap; the group size keeps the stacked batch at `batch_size`
+        rows, so memory stays what it was. Every view of a group shares the group's padding."""
         import torch
+
+        from models.base import ModalityBatch
 
         scores: dict[frozenset[str], list[np.ndarray]] = {c: [] for c in coalitions}
         unimodal: dict[str, list[np.ndarray]] = {}
-        n_batches = max(1, -(-len(features) // self.batch_size))
+        per_batch = max(1, self.batch_size // len(coalitions))
+        n_batches = max(1, -(-len(features) // per_batch))
         with torch.no_grad():
-            for b, batch in enumerate(self._batches(features)):
-                text_masked = None  # [UNK]-re-encoded text, shared by the 4 text-less coalitions
-                for c in coalitions:
-                    if ctx is not None:
-                        ctx.check()
-                    if "text" in c:
-                        masked = self._masked(batch, c)
-                    else:
-                        if text_masked is None:
-                            text_masked = self._masked(batch, ALL - {"text"})
-                        masked = self._masked(text_masked, c | {"text"})
-                    out = self.model(masked)
-                    scores[c].append(out.score.detach().float().cpu().numpy().reshape(-1))
+            for b, batch in enumerate(self._batches(features, per_batch)):
+                if ctx is not None:
+                    ctx.check()
+                n = batch.batch_size
+                out = self.model(ModalityBatch.concat(self._coalition_views(batch, coalitions)))
+                fused = out.score.detach().float().cpu().numpy().reshape(-1)
+                for k, c in enumerate(coalitions):
+                    scores[c].append(fused[k * n:(k + 1) * n])
                     if c == ALL:
                         for m, v in out.unimodal.items():
-                            unimodal.setdefault(m, []).append(v.detach().float().cpu().numpy().reshape(-1))
+                            v = v.detach().float().cpu().numpy().reshape(-1)
+                            unimodal.setdefault(m, []).append(v[k * n:(k + 1) * n])
                 if ctx is not None:
                     ctx.report("model", (b + 1) / n_batches, f"{self.model_name}: batch {b + 1}/{n_batches}")
         empty = np.zeros(0, dtype=np.float64)

@@ -39,6 +39,22 @@ class ModalityBatch:
     def batch_size(self) -> int:
         return int(self.text.shape[0])
 
+    @classmethod
+    def concat(cls, batches: "list[ModalityBatch]") -> "ModalityBatch":
+        """Batches of the same padded shapes, one after the other along the batch axis."""
+        if len(batches) == 1:
+            return batches[0]
+        values = {}
+        for f in fields(cls):
+            parts = [getattr(b, f.name) for b in batches]
+            if any(p is None for p in parts):
+                if not all(p is None for p in parts):
+                    raise ValueError(f"cannot concatenate batches where only some have {f.name}")
+                values[f.name] = None
+            else:
+                values[f.name] = torch.cat(parts, dim=0)
+        return cls(**values)
+
 
 @dataclass
 class ModelOutput:

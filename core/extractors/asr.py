@@ -240,8 +240,12 @@ class WhisperASR:
     def encode(self, wave16k: np.ndarray, start: float = 0.0, full_context: bool = False) -> EncodedPiece:
         """One short-context encoder pass over `wave16k` (at most ~28 s); `full_context`: Whisper's
         own 30 s window (the decoding fallback)."""
-        import ctranslate2
+        wave, mel, real = self._mel(wave16k, full_context)
+        output = self._encode_mels([mel])
+        return _piece(start, wave, real, _to_numpy(output)[0], output)
 
+    def _mel(self, wave16k: np.ndarray, full_context: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
+        """(level-normalised wave, log-mel of the wave + its context padding, mel frames of real audio)."""
         model = self.model
         wave = normalise_level(np.asarray(wave16k, dtype=np.float32).reshape(-1))
         hop = model.feature_extractor.hop_length
@@ -252,13 +256,14 @@ class WhisperASR:
             raise ValueError(f"a speech piece may last at most {frames / 100 - CONTEXT_PAD_S:.0f} s")
         padded = np.zeros(frames * hop, dtype=np.float32)
         padded[: len(wave)] = wave
-        mel = model.feature_extractor(padded)[:, :frames]
-        storage = ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], dtype=np.float32))
-        output = model.model.encode(storage, to_cpu=False)
-        n_states = min(frames // 2, int(np.ceil(real / 2)))
-        states = np.asarray(_to_numpy(output)[0, :n_states], dtype=np.float32)
-        return EncodedPiece(start=float(start), end=float(start) + len(wave) / SAMPLE_RATE, states=states,
-                            encoder_output=output, mel_frames=real, wave=wave)
+        return wave, model.feature_extractor(padded)[:, :frames], real
+
+    def _encode_mels(self, mels: list[np.ndarray]) -> Any:
+        """One encoder call over log-mels of the same length (a batch of pieces)."""
+        import ctranslate2
+
+        storage = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.stack(mels), dtype=np.float32))
+        return self.model.model.encode(storage, to_cpu=False)
 
     # --------------------------------------------------------------------------------- decoding
 
@@ -267,8 +272,6 @@ class WhisperASR:
         greedy decoding and no 30 s-context fallback, so a live hop stays short (the encoder
         states, i.e. the audio features, are the same either way)."""
         beam = 1 if live else self.beam_size
-        model = self.model
-        tok = self._tokenizer
         duration = piece.end - piece.start
         encoder_output = piece.encoder_output
         tokens, avg_logprob, no_speech = self._decode_tokens(encoder_output, duration, beam)
@@ -278,14 +281,23 @@ class WhisperASR:
             retry = self._decode_tokens(wide, duration, beam)
             if retry[1] > avg_logprob:
                 (tokens, avg_logprob, no_speech), encoder_output = retry, wide
+        return self._segment(piece, tokens, avg_logprob, no_speech, encoder_output if word_timestamps else None)
+
+    def _segment(self, piece: EncodedPiece, tokens: list[int], avg_logprob: float, no_speech: float,
+                 align_with: Any = None) -> Segment | None:
+        """The Segment of a decoded piece, None when Whisper heard nothing; word times aligned on
+        the encoder output `align_with` (none without it)."""
+        model = self.model
+        tok = self._tokenizer
+        duration = piece.end - piece.start
         text = tok.decode(tokens).strip()
         if not text or (no_speech > _NO_SPEECH_PROB and avg_logprob < _LOW_LOGPROB):
             return None
         words: list[Word] = []
-        if word_timestamps:
+        if align_with is not None:
             from faster_whisper.transcribe import merge_punctuations
 
-            alignment = model.find_alignment(tok, [tokens], encoder_output, piece.mel_frames)[0]
+            alignment = model.find_alignment(tok, [tokens], align_with, piece.mel_frames)[0]
             merge_punctuations(alignment, _PREPEND_PUNCT, _APPEND_PUNCT)
             for w in alignment:
                 if w["word"].strip():
@@ -308,14 +320,21 @@ class WhisperASR:
         Whisper stop; without them it kept repeating the sentence into the padding (RAVDESS word
         accuracy 0.65 -> 0.91 at equal context). Text after a timestamp past the piece's end
         is heard in the padding and dropped."""
-        tok = self._tokenizer
-        budget = min(self.max_new_tokens, int(TOKENS_PER_S * duration) + 16)
         result = self.model.model.generate(
-            encoder_output, [self._prompt], beam_size=beam, max_length=budget,
+            encoder_output, [self._prompt], beam_size=beam, max_length=self._budget(duration),
             return_scores=True, return_no_speech_prob=True, suppress_blank=True,
             suppress_tokens=self._suppress, no_repeat_ngram_size=3 if block_repeats else 0,
         )[0]
-        ids = result.sequences_ids[0]
+        return self._read_tokens(result.sequences_ids[0], result.scores, result.no_speech_prob, duration)
+
+    def _budget(self, duration: float) -> int:
+        return min(self.max_new_tokens, int(TOKENS_PER_S * duration) + 16)
+
+    def _read_tokens(self, ids: list[int], scores: list[float], no_speech_prob: float,
+                     duration: float) -> tuple[list[int], float, float]:
+        """Text tokens of a decoded sequence (timestamps dropped, text past the piece cut), the
+        mean log-probability and the no-speech probability."""
+        tok = self._tokenizer
         tokens: list[int] = []
         for t in ids:
             if t >= tok.timestamp_begin:
@@ -326,8 +345,8 @@ class WhisperASR:
                 continue
             tokens.append(t)
         # faster-whisper's mean log-probability: scores are length-normalised sums
-        avg_logprob = float(result.scores[0]) * len(ids) / (len(ids) + 1) if result.scores else 0.0
-        return tokens, avg_logprob, float(result.no_speech_prob)
+        avg_logprob = float(scores[0]) * len(ids) / (len(ids) + 1) if scores else 0.0
+        return tokens, avg_logprob, float(no_speech_prob)
 
     # ---------------------------------------------------------------------------- whole passes
 
@@ -346,6 +365,13 @@ class WhisperASR:
 
             regions = speech_regions(wave)
         plan = plan_pieces(wave, regions)
+        if live and decode and len(plan) > 1:
+            return self._live_pass(wave, plan, offset)
+        return self._piece_by_piece(wave, plan, offset, decode, ctx, word_timestamps, live)
+
+    def _piece_by_piece(self, wave: np.ndarray, plan: list[tuple[float, float]], offset: float = 0.0,
+                        decode: bool = True, ctx: RunContext | None = None, word_timestamps: bool = True,
+                        live: bool = False) -> SpeechPass:
         segments: list[Segment] = []
         pieces: list[EncodedPiece] = []
         total = len(wave) / SAMPLE_RATE
@@ -367,6 +393,38 @@ class WhisperASR:
             ctx.report("asr", 1.0, f"{len(segments)} segments")
         return SpeechPass(segments, pieces)
 
+    def _live_pass(self, wave: np.ndarray, plan: list[tuple[float, float]], offset: float) -> SpeechPass:
+        """`run` for a live window of several pieces: one batched encoder call and one batched
+        greedy decode instead of one of each per piece (a live hop's largest cost). The pieces and
+        their states are those of the one-by-one pass (every live piece gets the same short
+        context, and batching does not change a piece's encoder states); each piece's tokens are
+        cut to its own budget, as its own decode would have stopped there."""
+        prepared = [self._mel(wave[int(round(a * SAMPLE_RATE)): int(round(b * SAMPLE_RATE))]) for a, b in plan]
+        if len({mel.shape[1] for _, mel, _ in prepared}) != 1:  # pieces > ~10 s: contexts differ
+            return self._piece_by_piece(wave, plan, offset, word_timestamps=False, live=True)
+        output = self._encode_mels([mel for _, mel, _ in prepared])
+        states = _to_numpy(output)
+        durations = [b - a for a, b in plan]
+        results = self.model.model.generate(
+            output, [self._prompt] * len(plan), beam_size=1, max_length=max(map(self._budget, durations)),
+            return_scores=True, return_no_speech_prob=True, suppress_blank=True, suppress_tokens=self._suppress,
+        )
+        pieces: list[EncodedPiece] = []
+        segments: list[Segment] = []
+        for i, ((a, _b), (w, _mel, real), found) in enumerate(zip(plan, prepared, results)):
+            piece = _piece(offset + a, w, real, states[i], None)
+            ids = found.sequences_ids[0][: self._budget(durations[i])]
+            tokens = self._read_tokens(ids, found.scores, found.no_speech_prob, durations[i])
+            if compression_ratio(self._tokenizer.decode(tokens[0])) > _COMPRESSION_RATIO_MAX:
+                # rare: decode this piece again on its own, with repeats blocked (as `decode` does)
+                tokens = self._generate(self.encode(w, piece.start).encoder_output, durations[i], 1, block_repeats=True)
+            seg = self._segment(piece, *tokens)
+            if seg is not None:
+                segments.append(seg)
+            piece.wave = None
+            pieces.append(piece)
+        return SpeechPass(segments, pieces)
+
     def transcribe(self, wave16k: np.ndarray, ctx: RunContext | None = None,
                    offset: float = 0.0, regions: Sequence[tuple[float, float]] | None = None) -> list[Segment]:
         """Segments with word timestamps, times in seconds + `offset`. Silence/no speech -> []."""
@@ -375,6 +433,15 @@ class WhisperASR:
     def __call__(self, wave16k: np.ndarray, ctx: RunContext | None = None,
                  offset: float = 0.0) -> list[Segment]:
         return self.transcribe(wave16k, ctx=ctx, offset=offset)
+
+
+def _piece(start: float, wave: np.ndarray, mel_frames: int, encoded: np.ndarray, output: Any) -> EncodedPiece:
+    """An EncodedPiece from one row of an encoder call: the states of the real audio only (the
+    context padding's states are dropped)."""
+    n_states = min(len(encoded), int(np.ceil(mel_frames / 2)))
+    return EncodedPiece(start=float(start), end=float(start) + len(wave) / SAMPLE_RATE,
+                        states=np.asarray(encoded[:n_states], dtype=np.float32),
+                        encoder_output=output, mel_frames=mel_frames, wave=wave)
 
 
 def _to_numpy(storage: Any) -> np.ndarray:

@@ -1,12 +1,34 @@
 """Dataclasses that flow between layers (media -> segmentation -> extractors -> engine -> UI)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, TypeVar
 
 import numpy as np
 
 from core.uncertainty import PredictionInterval
+
+_Record = TypeVar("_Record")
+
+
+def as_mapping(value: Any, what: str) -> dict[str, Any]:
+    """`value` if it is a JSON object; TypeError naming `what` otherwise."""
+    if not isinstance(value, dict):
+        raise TypeError(f"{what} is not a mapping")
+    return value
+
+
+def _from_known_keys(cls: type[_Record], d: Any, what: str) -> _Record:
+    """A flat record dataclass from its JSON dict: keys it does not know (a newer writer) are
+    ignored, optional ones that are absent (an older writer) take their defaults; a missing
+    required key raises KeyError('<what>.<key>') and a non-mapping TypeError, for the caller's
+    one-line error."""
+    d = as_mapping(d, what)
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    for name, f in known.items():
+        if name not in d and f.default is MISSING and f.default_factory is MISSING:
+            raise KeyError(f"{what}.{name}")
+    return cls(**{k: v for k, v in d.items() if k in known})
 
 
 @dataclass
@@ -28,6 +50,30 @@ class MediaInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "MediaInfo":
+        return _from_known_keys(cls, d, "recording")
+
+
+@dataclass
+class ModelInfo:
+    """Which weights scored a result, on which device (analysis.engine.InferenceEngine.describe())."""
+
+    name: str
+    checkpoint: str | None = None  # None: no checkpoint was loaded (untrained weights)
+    untrained: bool = False
+    device: str = ""
+    # The checkpoint's free-form training metadata (data set, epochs, seed, metrics...); the report
+    # compares it with the shipped checkpoint's to decide whether the model card applies.
+    training: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "ModelInfo":
+        return _from_known_keys(cls, d, "model")
 
 
 @dataclass

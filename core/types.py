@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
 from core.uncertainty import PredictionInterval
-
-_Record = TypeVar("_Record")
 
 
 def as_mapping(value: Any, what: str) -> dict[str, Any]:
@@ -18,21 +16,34 @@ def as_mapping(value: Any, what: str) -> dict[str, Any]:
     return value
 
 
-def _from_known_keys(cls: type[_Record], d: Any, what: str) -> _Record:
-    """A flat record dataclass from its JSON dict: keys it does not know (a newer writer) are
-    ignored, optional ones that are absent (an older writer) take their defaults; a missing
-    required key raises KeyError('<what>.<key>') and a non-mapping TypeError, for the caller's
-    one-line error."""
-    d = as_mapping(d, what)
-    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
-    for name, f in known.items():
-        if name not in d and f.default is MISSING and f.default_factory is MISSING:
-            raise KeyError(f"{what}.{name}")
-    return cls(**{k: v for k, v in d.items() if k in known})
+class JsonRecord:
+    """Base of the flat dataclasses a result stores as one JSON object (its `json_key`)."""
+
+    json_key: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls: type[_R], d: Any) -> _R:
+        """Keys it does not know (a newer writer) are ignored, optional ones that are absent (an
+        older writer) take their defaults; a missing required key raises KeyError('<key>.<field>')
+        and a non-mapping TypeError, for the caller's one-line error."""
+        d = as_mapping(d, cls.json_key)
+        known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+        for name, f in known.items():
+            if name not in d and f.default is MISSING and f.default_factory is MISSING:
+                raise KeyError(f"{cls.json_key}.{name}")
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+_R = TypeVar("_R", bound=JsonRecord)
 
 
 @dataclass
-class MediaInfo:
+class MediaInfo(JsonRecord):
+    json_key: ClassVar[str] = "recording"
+
     path: str
     duration: float  # seconds (best estimate: container, else longest stream)
     has_audio: bool
@@ -48,17 +59,12 @@ class MediaInfo:
     # callers of the pipeline, None where unknown (live windows, results from older versions).
     transcript: dict[str, Any] | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-    @classmethod
-    def from_dict(cls, d: Any) -> "MediaInfo":
-        return _from_known_keys(cls, d, "recording")
-
 
 @dataclass
-class ModelInfo:
+class ModelInfo(JsonRecord):
     """Which weights scored a result, on which device (analysis.engine.InferenceEngine.describe())."""
+
+    json_key: ClassVar[str] = "model"
 
     name: str
     checkpoint: str | None = None  # None: no checkpoint was loaded (untrained weights)
@@ -67,13 +73,6 @@ class ModelInfo:
     # The checkpoint's free-form training metadata (data set, epochs, seed, metrics...); the report
     # compares it with the shipped checkpoint's to decide whether the model card applies.
     training: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-    @classmethod
-    def from_dict(cls, d: Any) -> "ModelInfo":
-        return _from_known_keys(cls, d, "model")
 
 
 @dataclass

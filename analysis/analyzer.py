@@ -17,6 +17,7 @@ None turns the cache off (always extract).
 """
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 from typing import Any, Sequence, Union, overload
@@ -150,8 +151,10 @@ class Analyzer:
         if not segments:
             warnings.append("no segments to score")
         return AnalysisResult(
-            recording=features.info.to_dict(),
-            feature_spec=features.spec.to_dict(),
+            # A copy (transcript record included): callers edit a result's recording (batch sets
+            # the display path) without touching the features, which later results share.
+            recording=copy.deepcopy(features.info),
+            feature_spec=features.spec,
             model=engine.describe(),
             segments=segments,
             warnings=warnings,
@@ -160,7 +163,7 @@ class Analyzer:
 
 def record_transcript(rec: RecordingFeatures, path: str, transcript: str | None) -> None:
     """Store which transcript was used where every result made from `rec` sees it (also after a
-    re-score with another model): recording["transcript"] in the result JSON."""
+    re-score with another model): result.recording.transcript, "transcript" in the result JSON."""
     from core.transcripts import transcript_choice
 
     rec.info.transcript = transcript_choice(path, transcript).record()

@@ -15,7 +15,7 @@ from core.errors import FeatureSpecMismatch, MSAError
 from core.feature_spec import FeatureSpec, default_spec
 from core.progress import RunContext
 from core.shapley import MODALITY_ORDER, all_coalitions, mask_key, shapley_values
-from core.types import Segment, SegmentFeatures, SegmentResult
+from core.types import ModelInfo, Segment, SegmentFeatures, SegmentResult
 from core.uncertainty import PredictionInterval
 
 ALL = frozenset(MODALITY_ORDER)
@@ -257,11 +257,11 @@ class InferenceEngine:
         lo, hi = SCORE_RANGE
         return PredictionInterval(level=float(cal["level"]), low=max(lo, score - half), high=min(hi, score + half))
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.model_name,
-            "checkpoint": self.checkpoint_path,
-            "untrained": self.untrained,
-            "device": self.device,
-            "training": self.meta.get("training", {}),
-        }
+    def describe(self) -> ModelInfo:
+        return ModelInfo(
+            name=self.model_name,
+            checkpoint=self.checkpoint_path,
+            untrained=self.untrained,
+            device=self.device,
+            training=self.meta.get("training", {}),
+        )

@@ -42,7 +42,7 @@ class AnalysisSession:
         self.features = features
         self.engine = engine
         self.pipeline = pipeline
-        self.source_path = source_path or str(result.recording.get("path", ""))
+        self.source_path = source_path or str(result.recording.path)
         self._mask_cache: dict[str, np.ndarray] = {}
         # (engine, curve): a curve is only valid for the engine that computed it.
         self._missing_curve: tuple[Any, list[dict[str, float]]] | None = None
@@ -58,22 +58,22 @@ class AnalysisSession:
 
     @property
     def duration(self) -> float:
-        d = float(self.result.recording.get("duration") or 0.0)
+        d = float(self.result.recording.duration or 0.0)
         if self.segments:
             d = max(d, max(s.end for s in self.segments))
         return d
 
     @property
     def model_name(self) -> str:
-        return str(self.result.model.get("name", ""))
+        return str(self.result.model.name)
 
     @property
     def untrained(self) -> bool:
-        return bool(self.result.model.get("untrained"))
+        return self.result.untrained
 
     @property
     def has_video(self) -> bool:
-        return bool(self.result.recording.get("has_video"))
+        return bool(self.result.recording.has_video)
 
     def starts_ends(self) -> tuple[np.ndarray, np.ndarray]:
         return self.result.times()
@@ -261,7 +261,7 @@ class AnalysisSession:
         from core.session import load_session
 
         result, features = load_session(path)
-        return cls(result, features, source_path=str(result.recording.get("path", "")))
+        return cls(result, features, source_path=str(result.recording.path))
 
     def hover_text(self, index: int) -> str:
         """The text the timeline shows when hovering a segment."""

@@ -89,6 +89,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"warning: {w}", file=sys.stderr)
     n = len(result.segments)
     outputs = ", ".join(p for p in (args.json_out, args.csv_out, args.report_out) if p)
-    print(f"{n} segment{'s' if n != 1 else ''} scored with {result.model['name']} on {result.model['device']}"
+    print(f"{n} segment{'s' if n != 1 else ''} scored with {result.model.name} on {result.model.device}"
           f" -> {outputs}", file=sys.stderr)
     return 0

@@ -185,7 +185,7 @@ def decode_features(blob: bytes | io.BufferedIOBase, path: str | None = None) ->
             if "visual_times" in arrays
             else None
         )
-        info = MediaInfo(**meta["info"])
+        info = MediaInfo.from_dict(meta["info"])
         if path is not None:
             info.path = str(path)  # same content, possibly another name
         return RecordingFeatures(

@@ -14,9 +14,10 @@ import numpy as np
 
 from core import __version__
 from core.atomic_write import atomic_open, atomic_write_text
-from core.errors import MSAError
+from core.errors import FeatureSpecMismatch, MSAError
+from core.feature_spec import FeatureSpec
 from core.shapley import MODALITY_ORDER
-from core.types import SegmentResult
+from core.types import MediaInfo, ModelInfo, SegmentResult, as_mapping
 from core.uncertainty import prediction_interval
 
 UNTRAINED_WARNING = (
@@ -27,9 +28,16 @@ UNTRAINED_WARNING = (
 
 @dataclass
 class AnalysisResult:
-    recording: dict[str, Any]
-    feature_spec: dict[str, Any]
-    model: dict[str, Any]
+    """One analysed recording: what was analysed, with which features and weights, and each
+    segment's scores. Typed throughout; dicts exist only at the JSON edge (to_dict/from_dict).
+
+    The RecordingFeatures it was scored from are deliberately not a field: a result read back from
+    JSON has none, and the arrays are far too big for the JSON. Where both exist they travel as a
+    pair (analysis.analyzer.Analysis, analysis.session_model.AnalysisSession, session files)."""
+
+    recording: MediaInfo
+    feature_spec: FeatureSpec
+    model: ModelInfo
     segments: list[SegmentResult]
     warnings: list[str] = field(default_factory=list)
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
@@ -37,7 +45,7 @@ class AnalysisResult:
 
     @property
     def untrained(self) -> bool:
-        return bool(self.model.get("untrained"))
+        return bool(self.model.untrained)
 
     # -- per-segment arrays (row i = segment i) -------------------------------------------------
     def times(self) -> tuple[np.ndarray, np.ndarray]:
@@ -70,22 +78,32 @@ class AnalysisResult:
 
     # -- JSON / CSV (the edges) ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return _finite(asdict(self))
+        # Keys in field order, each record in its own to_dict's order: the file format of every
+        # result written so far (tests/test_result_typed.py holds one such file).
+        return _finite({
+            "recording": self.recording.to_dict(),
+            "feature_spec": self.feature_spec.to_dict(),
+            "model": self.model.to_dict(),
+            "segments": [asdict(s) for s in self.segments],
+            "warnings": self.warnings,
+            "created": self.created,
+            "version": self.version,
+        })
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "AnalysisResult":
         try:
             segs = [SegmentResult(**{**s, "confidence": prediction_interval(s.get("confidence"))}) for s in d["segments"]]
             return cls(
-                recording=d["recording"],
-                feature_spec=d["feature_spec"],
-                model=d["model"],
+                recording=MediaInfo.from_dict(d["recording"]),
+                feature_spec=FeatureSpec.from_dict(as_mapping(d["feature_spec"], "feature_spec")),
+                model=ModelInfo.from_dict(d["model"]),
                 segments=segs,
                 warnings=list(d.get("warnings", [])),
                 created=d.get("created", ""),
                 version=d.get("version", ""),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, FeatureSpecMismatch) as exc:
             raise MSAError(f"not an MSA Studio result file ({exc})") from None
 
     def to_json(self, path: str | Path) -> None:

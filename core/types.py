@@ -1,16 +1,49 @@
 """Dataclasses that flow between layers (media -> segmentation -> extractors -> engine -> UI)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
 from core.uncertainty import PredictionInterval
 
 
+def as_mapping(value: Any, what: str) -> dict[str, Any]:
+    """`value` if it is a JSON object; TypeError naming `what` otherwise."""
+    if not isinstance(value, dict):
+        raise TypeError(f"{what} is not a mapping")
+    return value
+
+
+class JsonRecord:
+    """Base of the flat dataclasses a result stores as one JSON object (its `json_key`)."""
+
+    json_key: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls: type[_R], d: Any) -> _R:
+        """Keys it does not know (a newer writer) are ignored, optional ones that are absent (an
+        older writer) take their defaults; a missing required key raises KeyError('<key>.<field>')
+        and a non-mapping TypeError, for the caller's one-line error."""
+        d = as_mapping(d, cls.json_key)
+        known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+        for name, f in known.items():
+            if name not in d and f.default is MISSING and f.default_factory is MISSING:
+                raise KeyError(f"{cls.json_key}.{name}")
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+_R = TypeVar("_R", bound=JsonRecord)
+
+
 @dataclass
-class MediaInfo:
+class MediaInfo(JsonRecord):
+    json_key: ClassVar[str] = "recording"
+
     path: str
     duration: float  # seconds (best estimate: container, else longest stream)
     has_audio: bool
@@ -26,8 +59,20 @@ class MediaInfo:
     # callers of the pipeline, None where unknown (live windows, results from older versions).
     transcript: dict[str, Any] | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+
+@dataclass
+class ModelInfo(JsonRecord):
+    """Which weights scored a result, on which device (analysis.engine.InferenceEngine.describe())."""
+
+    json_key: ClassVar[str] = "model"
+
+    name: str
+    checkpoint: str | None = None  # None: no checkpoint was loaded (untrained weights)
+    untrained: bool = False
+    device: str = ""
+    # The checkpoint's free-form training metadata (data set, epochs, seed, metrics...); the report
+    # compares it with the shipped checkpoint's to decide whether the model card applies.
+    training: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

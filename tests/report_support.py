@@ -9,7 +9,8 @@ import pytest
 
 from analysis.robustness import mask_degradation_table, recording_contributions, recording_score
 from core.result import AnalysisResult
-from core.types import SegmentResult
+from core.feature_spec import v1_spec
+from core.types import MediaInfo, ModelInfo, SegmentResult
 from core.uncertainty import prediction_interval
 
 MASKS = ("TAV", "TA_", "T_V", "_AV", "T__", "_A_", "__V", "___")
@@ -35,14 +36,13 @@ def hand_made_result(n: int = 12, intervals: str = "some", path: str = "/data/ta
             warnings=[NO_FACE] if i in (0, 1, 2, 5) else [],
         ))
     return AnalysisResult(
-        recording={"path": path, "duration": 2.0 * n, "has_audio": True, "has_video": True, "width": 640,
-                   "height": 360, "video_fps": 25.0, "audio_sample_rate": 16000, "audio_channels": 1,
-                   "container": "mov,mp4", "size_bytes": 1_234_567,
-                   "transcript": {"source": "sidecar", "path": "/data/talk <1>.srt", "format": "srt"}},
-        feature_spec={"text": {"extractor": "minilm-l6", "dim": 384}, "audio": {"extractor": "librosa-v1", "dim": 69},
-                      "visual": {"extractor": "mediapipe-face-v1", "dim": 58}},
-        model={"name": "lnln", "checkpoint": "/elsewhere/custom.safetensors", "untrained": False, "device": "cpu",
-               "training": {"seed": 7}},
+        recording=MediaInfo(path=path, duration=2.0 * n, has_audio=True, has_video=True, width=640,
+                            height=360, video_fps=25.0, audio_sample_rate=16000, audio_channels=1,
+                            container="mov,mp4", size_bytes=1_234_567,
+                            transcript={"source": "sidecar", "path": "/data/talk <1>.srt", "format": "srt"}),
+        feature_spec=v1_spec(),  # minilm-l6 (384), librosa-v1 (69), mediapipe-face-v1 (58)
+        model=ModelInfo(name="lnln", checkpoint="/elsewhere/custom.safetensors", untrained=False, device="cpu",
+                        training={"seed": 7}),
         segments=segments,
         warnings=["no face found in the video: visual modality is missing (scored as masked)"],
         created="2025-01-02T03:04:05+00:00",

@@ -71,9 +71,9 @@ def test_a_path_gives_a_result_and_a_list_gives_a_list(media, tmp_path: Path) ->
     pipeline = FakePipeline()
     analyzer = Analyzer(FakeEngine(), pipeline, cache=None)
     one = analyzer(media[0])
-    assert one.recording["path"] == str(media[0]) and UNTRAINED_WARNING in one.warnings
+    assert one.recording.path == str(media[0]) and UNTRAINED_WARNING in one.warnings
     many = analyzer(media)
-    assert [r.recording["path"] for r in many] == [str(p) for p in media]
+    assert [r.recording.path for r in many] == [str(p) for p in media]
     assert pipeline.extracted == [str(media[0])] + [str(p) for p in media]
     with pytest.raises(MSAError, match="one transcript"):
         analyzer(media, transcript="words")

@@ -25,8 +25,9 @@ from analysis.batch import (
 )
 from core.errors import Cancelled, MediaError
 from core.progress import RunContext
+from core.feature_spec import default_spec
 from core.result import AnalysisResult
-from core.types import SegmentResult
+from core.types import MediaInfo, ModelInfo, SegmentResult
 from tests.media_factory import cached_audio, cached_video, requires_espeak
 
 MODEL = "late-fusion"
@@ -51,8 +52,9 @@ class FakeAnalyzer:
             raise MediaError(f"cannot read {name}: not a media file")
         score = float(len(name) % 5) - 2.0
         seg = SegmentResult(0.0, 1.0, "hello", score, contributions={"text": 0.5, "audio": 0.25, "visual": 0.0})
-        result = AnalysisResult(recording={"path": path, "duration": 1.0}, feature_spec={},
-                                model={"name": MODEL, "untrained": True}, segments=[seg], warnings=[])
+        result = AnalysisResult(recording=MediaInfo(path, 1.0, has_audio=True, has_video=False),
+                                feature_spec=default_spec(), model=ModelInfo(MODEL, untrained=True),
+                                segments=[seg], warnings=[])
         return result, False
 
 
@@ -218,7 +220,7 @@ def test_cli_batch_real_pipeline_resume_and_exit_codes(tmp_path: Path, capsys) -
     assert "3 analysed" in err and "1 failed" in err
     for name in names:
         result = AnalysisResult.from_json(out / f"{name}.json")
-        assert result.model["name"] == MODEL and result.segments
+        assert result.model.name == MODEL and result.segments
         assert (out / f"{name}.csv").is_file()
     assert "tone.wav" in names and any("visual" in w for w in AnalysisResult.from_json(out / "tone.wav.json").warnings)
     assert main(argv) == 0  # the failure is remembered, not retried

@@ -90,8 +90,8 @@ def spoken(tmp_path_factory):
 @requires_espeak
 def test_default_model_is_loaded_not_untrained(spoken):
     result, _ = spoken["positive"]
-    assert result.model["untrained"] is False
-    assert Path(result.model["checkpoint"]).resolve().parent == CHECKPOINTS.resolve()
+    assert result.model.untrained is False
+    assert Path(result.model.checkpoint).resolve().parent == CHECKPOINTS.resolve()
     words = " ".join(s.text for s in result.segments).lower()
     assert "love" in words or "wonderful" in words, f"ASR did not hear the positive words: {words!r}"
 

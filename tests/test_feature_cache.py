@@ -259,5 +259,5 @@ def test_analyzer_cache_real_pipeline_hit_gives_identical_result(tmp_path: Path)
     assert [(s.text, s.score, s.contributions) for s in first.segments] == \
            [(s.text, s.score, s.contributions) for s in second.segments]
     assert "wonderful" in first.segments[0].text.lower()
-    assert second.recording["path"] == str(renamed)
+    assert second.recording.path == str(renamed)
     _assert_same(rec1, rec2)

@@ -18,7 +18,7 @@ from cli.main import main
 from core.errors import MSAError
 from core.feature_spec import default_spec
 from core.result import AnalysisResult
-from core.types import SegmentFeatures, SegmentResult
+from core.types import MediaInfo, ModelInfo, SegmentFeatures, SegmentResult
 
 MODEL = "late-fusion"
 
@@ -65,8 +65,8 @@ class FakeAnalysis:
 
         self.calls.append(str(path))
         seg = SegmentResult(0.0, 1.0, "hello", 1.0, contributions={"text": 0.5, "audio": 0.25, "visual": 0.25})
-        result = AnalysisResult(recording={"path": str(path), "duration": 1.0}, feature_spec={},
-                                model={"name": MODEL, "device": "cpu"}, segments=[seg])
+        result = AnalysisResult(recording=MediaInfo(str(path), 1.0, has_audio=True, has_video=False),
+                                feature_spec=default_spec(), model=ModelInfo(MODEL, device="cpu"), segments=[seg])
         return Analysis(result, None)
 
 

@@ -17,6 +17,7 @@ from analysis.report import ReportInputs, build_recording_report, report_from_fi
 from analysis.report.missing_curve import MissingCurve, missing_curve_for
 from analysis.report.model_card import CHECKPOINT_DIR, card_for_model, load_model_card, parse_model_card
 from core.result import AnalysisResult
+from core.types import ModelInfo
 from core.uncertainty import PredictionInterval, prediction_interval
 from tests.report_support import (
     MASKS, NO_FACE, assert_page_shows, hand_made_result, parse, real_scored_recording, shown,
@@ -63,13 +64,13 @@ def test_every_shipped_card_parses_completely() -> None:
 
 def test_a_card_is_only_used_for_the_weights_it_describes() -> None:
     shipped = json.loads((CHECKPOINT_DIR / "lnln.json").read_text(encoding="utf-8"))
-    same = card_for_model({"name": "lnln", "checkpoint": "/any/where/lnln.safetensors", "untrained": False,
-                           "training": shipped["training"]})
+    same = card_for_model(ModelInfo("lnln", checkpoint="/any/where/lnln.safetensors", untrained=False,
+                                    training=shipped["training"]))
     assert same.card is not None and same.card.licence
-    other = card_for_model({"name": "lnln", "checkpoint": "/mine/run.safetensors", "untrained": False,
-                            "training": {**shipped["training"], "seed": -1}})
+    other = card_for_model(ModelInfo("lnln", checkpoint="/mine/run.safetensors", untrained=False,
+                                     training={**shipped["training"], "seed": -1}))
     assert other.card is None and "not the shipped lnln checkpoint" in other.note
-    untrained = card_for_model({"name": "tfn", "checkpoint": None, "untrained": True})
+    untrained = card_for_model(ModelInfo("tfn", checkpoint=None, untrained=True))
     assert untrained.card is None and "untrained" in untrained.note
 
 
@@ -105,7 +106,7 @@ def test_uncertainty_band_note_follows_the_intervals() -> None:
 
 def test_warnings_untrained_banner_transcript_and_metadata() -> None:
     result = hand_made_result(8)
-    result.model.update(untrained=True, checkpoint=None)
+    result.model.untrained, result.model.checkpoint = True, None
     result.warnings.insert(0, "UNTRAINED MODEL: no trained checkpoint was found, scores come from randomly "
                               "initialised weights and mean nothing")
     page = parse(build_recording_report(result))
@@ -116,7 +117,7 @@ def test_warnings_untrained_banner_transcript_and_metadata() -> None:
     assert page.ids["transcript-source"] == "transcript talk <1>.srt (next to the recording)"
     assert "untrained" in page.ids["model-card-note"]
     old = hand_made_result(3)
-    del old.recording["transcript"]
+    old.recording.transcript = None  # results written before the field existed load with None
     assert parse(build_recording_report(old)).ids["transcript-source"].startswith("not recorded")
 
 

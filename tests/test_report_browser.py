@@ -121,7 +121,7 @@ def test_first_hour_analyze_then_report_then_open_without_network(tmp_path: Path
                               timeout=600, env=env)
         assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     result = AnalysisResult.from_json(tmp_path / "r.json")
-    assert result.segments and result.recording["transcript"] == {"source": "asr"}
+    assert result.segments and result.recording.transcript == {"source": "asr"}
     assert_rendered_with_charts(screenshot(tmp_path / "r.html", tmp_path))
     page = parse(dom((tmp_path / "r.html").as_uri(), tmp_path))
     assert_page_shows(result, page)

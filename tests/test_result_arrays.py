@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from core.result import AnalysisResult
-from core.types import SegmentResult
+from core.feature_spec import default_spec
+from core.types import MediaInfo, ModelInfo, SegmentResult
 from core.uncertainty import PredictionInterval
 
 
@@ -17,8 +18,8 @@ def _result(with_interval: bool = True) -> AnalysisResult:
         SegmentResult(1.5, 4.0, "bad", -2.0, contributions={"text": -1.0, "audio": -0.5},
                       mask_scores={"TAV": -2.0, "T__": -1.2}, confidence=PredictionInterval(0.8, -2.5, -1.5)),
     ]
-    return AnalysisResult(recording={"path": "x.mp4", "duration": 4.0}, feature_spec={}, model={"name": "m"},
-                          segments=segs)
+    return AnalysisResult(recording=MediaInfo("x.mp4", 4.0, has_audio=True, has_video=False),
+                          feature_spec=default_spec(), model=ModelInfo("m"), segments=segs)
 
 
 def test_times_scores_and_masks_are_arrays_in_segment_order() -> None:
@@ -43,7 +44,7 @@ def test_confidence_only_when_every_segment_has_an_interval() -> None:
     low, high = _result().confidence()
     assert low.tolist() == [0.5, -2.5] and high.tolist() == [1.5, -1.5]
     assert _result(with_interval=False).confidence() is None
-    assert AnalysisResult({}, {}, {}, []).confidence() is None
+    assert AnalysisResult(_result().recording, default_spec(), ModelInfo("m"), []).confidence() is None
 
 
 def test_accessors_do_not_change_the_json() -> None:

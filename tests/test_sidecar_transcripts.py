@@ -103,7 +103,7 @@ def test_shipped_files_carry_their_sidecar_to_the_worker(tmp_path: Path) -> None
             choice = choose_transcript(path, use_sidecar=self.options.sidecar_transcripts)
             text = " ".join(seg.text for seg in load_transcript(choice.path)) if choice.path else ""
             result, cached = FakeAnalyzer().analyze(path)
-            result.recording["transcript"] = choice.record()
+            result.recording.transcript = choice.record()
             result.segments[0].text = text
             return result, cached
 
@@ -111,7 +111,7 @@ def test_shipped_files_carry_their_sidecar_to_the_worker(tmp_path: Path) -> None
     payload = Worker().analyze_payload(str(tmp_path / "talk.mp4"), b"media bytes", sidecar=(str(srt), srt.read_bytes()))
     assert payload["ok"], payload
     result = AnalysisResult.from_dict(payload["result"])
-    assert result.recording["transcript"] == {"source": "sidecar", "path": str(srt), "format": "srt"}
+    assert result.recording.transcript == {"source": "sidecar", "path": str(srt), "format": "srt"}
     assert result.segments[0].text == SIDECAR_TEXT
 
 
@@ -156,9 +156,9 @@ def test_batch_uses_sidecars_and_writes_reports_with_curves_from_the_cache(tmp_p
     err = capsys.readouterr().err
     assert "2 report(s) written" in err
     talk = AnalysisResult.from_json(out / "talk.mp4.json")
-    assert talk.recording["transcript"]["source"] == "sidecar"
+    assert talk.recording.transcript["source"] == "sidecar"
     assert " ".join(s.text for s in talk.segments) == SIDECAR_TEXT
-    assert AnalysisResult.from_json(out / "plain.mkv.json").recording["transcript"] == {"source": "asr"}
+    assert AnalysisResult.from_json(out / "plain.mkv.json").recording.transcript == {"source": "asr"}
     index = parse((out / "index.html").read_text(encoding="utf-8"))
     transcripts = {r[0][0]: r[9][0] for r in index.tables["batch-index"][1:]}
     assert transcripts == {"plain.mkv": "speech recognition (no transcript file)",

@@ -61,9 +61,9 @@ class FileAnalyzer:
             else:
                 path_to_read = path
             result, cached = self.analyze(path_to_read)
-            result.recording["path"] = display_path or path
-            if sidecar is not None and isinstance(result.recording.get("transcript"), dict):
-                result.recording["transcript"]["path"] = sidecar[0]  # not the temp copy's path
+            result.recording.path = display_path or path
+            if sidecar is not None and isinstance(result.recording.transcript, dict):
+                result.recording.transcript["path"] = sidecar[0]  # not the temp copy's path
             return {"ok": True, "result": result.to_dict(), "cached": cached,
                     "seconds": time.perf_counter() - t0}
         except Cancelled:

@@ -23,7 +23,7 @@ def outcome_from_result(name: str, result, seconds: float, cached: bool) -> File
         status="done",
         seconds=round(float(seconds), 3),
         segments=len(segs),
-        duration=float(result.recording.get("duration") or 0.0),
+        duration=float(result.recording.duration or 0.0),
         score=None if score is None or score != score else round(score, 4),
         contributions={m: round(v, 4) for m, v in recording_contributions(segs).items()} if segs else {},
         cached=cached,

@@ -73,7 +73,7 @@ class _Engines:
         self._loaded: dict[tuple[str, str], "InferenceEngine | MSAError"] = {}
 
     def curve(self, result: "AnalysisResult", cache) -> MissingCurve:
-        key = (str(result.model.get("name")), str(result.model.get("checkpoint")))
+        key = (str(result.model.name), str(result.model.checkpoint))
         if key not in self._loaded:
             try:
                 self._loaded[key] = engine_for_result(result, device=self.device)
@@ -92,11 +92,11 @@ def _row_from_result(rel: str, result: "AnalysisResult", report: str) -> IndexRo
     segs = result.segments
     return IndexRow(
         name=rel, status="done", report=report,
-        duration=result.recording.get("duration"), segments=len(segs),
+        duration=result.recording.duration, segments=len(segs),
         score=recording_score(segs) if segs else None,
         contributions=recording_contributions(segs) if segs else {},
         warnings=list(result.warnings) + sorted({w for s in segs for w in s.warnings}),
-        transcript=describe_transcript_record(result.recording.get("transcript")),
+        transcript=describe_transcript_record(result.recording.transcript),
     )
 
 

@@ -50,7 +50,7 @@ class MissingCurve:
 
 
 def _how_to_get_it(result: "AnalysisResult") -> str:
-    name = Path(str(result.recording.get("path") or "RECORDING")).name
+    name = Path(str(result.recording.path or "RECORDING")).name
     return (f"To include it, make the report from a session (save one in the app, then "
             f"`msa-studio report {Path(name).stem}.msasession -o report.html`) or in one go with "
             f"`msa-studio analyze {name} --json result.json --report report.html`.")
@@ -60,12 +60,12 @@ def engine_for_result(result: "AnalysisResult", device: str = "cpu") -> "Inferen
     """The model a result was made with, loaded again. Raises MSAError saying why it cannot be."""
     from analysis.engine import InferenceEngine
 
-    name = str(result.model.get("name") or "")
+    name = str(result.model.name or "")
     if not name:
         raise MSAError("the result does not name its model")
     if result.untrained:
         return InferenceEngine(name, None, device=device, allow_untrained=True)
-    checkpoint = result.model.get("checkpoint")
+    checkpoint = result.model.checkpoint
     if not checkpoint or not Path(str(checkpoint)).is_file():
         raise MSAError(f"the checkpoint the result was made with ({checkpoint}) is not on this machine")
     return InferenceEngine(name, str(checkpoint), device=device, allow_untrained=False)
@@ -74,18 +74,14 @@ def engine_for_result(result: "AnalysisResult", device: str = "cpu") -> "Inferen
 def cached_features(result: "AnalysisResult", cache: "FeatureCache") -> "RecordingFeatures | None":
     """The recording's features from the feature cache, if an analysis with the cache on stored them
     (as the CLI/batch pipeline or as the GUI's, which also keeps face landmarks)."""
-    from core.feature_spec import FeatureSpec
     from core.feature_cache import pipeline_options
     from core.pipeline import FeaturePipeline
 
-    path = result.recording.get("path")
+    path = result.recording.path
     if not path or not Path(str(path)).is_file():
         return None
-    try:
-        spec = FeatureSpec.from_dict(result.feature_spec)
-    except Exception:  # an old or damaged spec entry: no key can match it
-        return None
-    record = result.recording.get("transcript")
+    spec = result.feature_spec
+    record = result.recording.transcript
     transcript = record.get("path") if isinstance(record, dict) else None
     if transcript and not Path(str(transcript)).is_file():
         return None

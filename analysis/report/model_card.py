@@ -16,7 +16,8 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from core.types import ModelInfo
 
 CARD_DIR = Path(__file__).resolve().parent.parent.parent / "assets" / "model_cards"
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent.parent / "assets" / "checkpoints"
@@ -92,14 +93,14 @@ def load_model_card(path: str | Path) -> ModelCard | None:
     return parse_model_card(text, source=str(path))
 
 
-def card_for_model(model: dict[str, Any], card_dir: Path = CARD_DIR,
+def card_for_model(model: ModelInfo, card_dir: Path = CARD_DIR,
                    checkpoint_dir: Path = CHECKPOINT_DIR) -> CardLookup:
-    """The card that describes the weights a result was made with, or a note saying why none does.
-    `model` is the result's "model" entry (name, checkpoint, untrained, training)."""
-    name = str(model.get("name") or "").lower()
+    """The card that describes the weights a result was made with (`result.model`), or a note
+    saying why none does."""
+    name = str(model.name or "").lower()
     if not name:
         return CardLookup(None, "the result does not name its model")
-    if model.get("untrained"):
+    if model.untrained:
         return CardLookup(None, f"{name} ran without trained weights (untrained): no model card applies")
     card_path = card_dir / f"{name}.md"
     shipped_sidecar = checkpoint_dir / f"{name}.json"
@@ -107,9 +108,9 @@ def card_for_model(model: dict[str, Any], card_dir: Path = CARD_DIR,
         shipped = json.loads(shipped_sidecar.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         shipped = None
-    training = model.get("training")
+    training = model.training
     if not isinstance(shipped, dict) or not training or training != shipped.get("training"):
-        where = model.get("checkpoint") or "an unknown checkpoint"
+        where = model.checkpoint or "an unknown checkpoint"
         return CardLookup(None, f"weights from {where} are not the shipped {name} checkpoint "
                                 f"(their training summary differs), so the shipped model card does not describe them")
     card = load_model_card(card_path)

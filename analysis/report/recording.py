@@ -45,7 +45,7 @@ class ReportInputs:
 
 
 def recording_name(result: "AnalysisResult") -> str:
-    path = result.recording.get("path")
+    path = result.recording.path
     return Path(str(path)).name if path else "recording"
 
 
@@ -68,13 +68,13 @@ def _summary(result: "AnalysisResult") -> str:
 
     segs = result.segments
     score = recording_score(segs)
-    duration = finite(result.recording.get("duration"))
+    duration = finite(result.recording.duration)
     cards = [
         ("recording score", fmt(score, 3, signed=True), "duration-weighted mean of the segment scores (-3 … +3)",
          "recording-score"),
         ("duration", f"{fmt(duration, 1)} s", "", "duration"),
         ("segments", str(len(segs)), "", "segment-count"),
-        ("model", esc(result.model.get("name", "?")), "", "model-name"),
+        ("model", esc(result.model.name), "", "model-name"),
     ]
     html = ['<div class="cards">']
     for label, value, title, ident in cards:
@@ -135,33 +135,30 @@ def _metadata(result: "AnalysisResult", source: str) -> str:
 
     rec = result.recording
     video = "none"
-    if rec.get("has_video"):
-        video = f"{rec.get('width') or '?'}×{rec.get('height') or '?'}"
-        if finite(rec.get("video_fps")):
-            video += f" @ {fmt(rec.get('video_fps'), 2)} fps"
+    if rec.has_video:
+        video = f"{rec.width or '?'}×{rec.height or '?'}"
+        if finite(rec.video_fps):
+            video += f" @ {fmt(rec.video_fps, 2)} fps"
     audio = "none"
-    if rec.get("has_audio"):
-        audio = f"{rec.get('audio_sample_rate') or '?'} Hz, {rec.get('audio_channels') or '?'} channel(s)"
-    size = finite(rec.get("size_bytes"))
+    if rec.has_audio:
+        audio = f"{rec.audio_sample_rate or '?'} Hz, {rec.audio_channels or '?'} channel(s)"
+    size = finite(rec.size_bytes)
     recording = [
         ("file", esc(recording_name(result))),
-        ("path", f"<code>{esc(rec.get('path', '?'))}</code>"),
-        ("duration", f"{fmt(rec.get('duration'), 2)} s"),
+        ("path", f"<code>{esc(rec.path)}</code>"),
+        ("duration", f"{fmt(rec.duration, 2)} s"),
         ("size", f"{size / 1e6:.2f} MB" if size is not None else "?"),
-        ("container", esc(rec.get("container") or "?")),
+        ("container", esc(rec.container or "?")),
         ("video", esc(video)),
         ("audio", esc(audio)),
-        ("transcript", f'<span id="transcript-source">{esc(describe_transcript_record(rec.get("transcript")))}</span>'),
+        ("transcript", f'<span id="transcript-source">{esc(describe_transcript_record(rec.transcript))}</span>'),
     ]
-    spec = result.feature_spec or {}
-    spec_text = "; ".join(
-        f"{m}: {spec[m].get('extractor', '?')} ({spec[m].get('dim', '?')} dims)"
-        for m in MODALITY_ORDER if isinstance(spec.get(m), dict)
-    ) or "?"
+    spec = result.feature_spec
+    spec_text = "; ".join(f"{m}: {spec.modality(m).extractor} ({spec.modality(m).dim} dims)" for m in MODALITY_ORDER)
     analysis = [
-        ("model", esc(result.model.get("name", "?"))),
-        ("checkpoint", f"<code>{esc(result.model.get('checkpoint') or 'none (untrained)')}</code>"),
-        ("device", esc(result.model.get("device", "?"))),
+        ("model", esc(result.model.name)),
+        ("checkpoint", f"<code>{esc(result.model.checkpoint or 'none (untrained)')}</code>"),
+        ("device", esc(result.model.device or "?")),
         ("features", esc(spec_text)),
         ("analysed", esc(result.created or "?")),
         ("MSA Studio", esc(result.version or "?")),
@@ -179,7 +176,7 @@ def _model_card(result: "AnalysisResult", lookup: CardLookup) -> str:
     missing = "<p class=\"note\">(not stated in the card)</p>"
     return (
         f'<div id="model-card">'
-        f"{definition_list([('model', inline_markdown(card.name or str(result.model.get('name', '?')))), ('licence of the weights', inline_markdown(card.licence or 'not stated in the card'))])}"
+        f"{definition_list([('model', inline_markdown(card.name or str(result.model.name))), ('licence of the weights', inline_markdown(card.licence or 'not stated in the card'))])}"
         f"<h3>Training data</h3>{markdown(card.training_data) or missing}"
         f"<h3>Known limits</h3>{markdown(card.known_limits) or missing}"
         f'<p class="note">From {esc(lookup.note)}.</p></div>'
@@ -197,7 +194,7 @@ def _timeline(result: "AnalysisResult") -> str:
         return '<p class="note">No segments were scored.</p>'
     intervals = [prediction_interval(s.confidence) for s in segs]
     n_band = sum(iv is not None for iv in intervals)
-    duration = finite(result.recording.get("duration")) or 0.0
+    duration = finite(result.recording.duration) or 0.0
     if n_band == 0:
         band_note = ('<p class="note" id="uncertainty-note">No uncertainty estimate: the model gave no '
                      "prediction interval for these scores, so no band is drawn.</p>")
@@ -218,7 +215,7 @@ def _segment_contributions(result: "AnalysisResult") -> str:
     if not segs:
         return ""
     matrix = np.array([[s.contributions.get(m, 0.0) or 0.0 for m in MODALITY_ORDER] for s in segs], dtype=np.float64)
-    duration = finite(result.recording.get("duration")) or 0.0
+    duration = finite(result.recording.duration) or 0.0
     chart = charts.segment_contributions_chart([s.start for s in segs], [s.end for s in segs], matrix,
                                                MODALITY_ORDER, duration)
     return _figure(chart, "Shapley contributions per segment",
@@ -343,7 +340,7 @@ def build_recording_report(result: "AnalysisResult", inputs: ReportInputs | None
     body = f"""{back}
 <header><h1>Sentiment report: {esc(name)}</h1>
 <p class="sub">Multimodal sentiment (text, audio, face) on a -3 … +3 scale, analysed with
-{esc(result.model.get('name', '?'))} on {esc(result.created or '?')}.</p></header>
+{esc(result.model.name)} on {esc(result.created or '?')}.</p></header>
 <section id="summary"><h2>Summary</h2>{_summary(result)}</section>
 <section id="warnings"><h2>Warnings</h2>{_warnings(result)}</section>
 <section id="timeline"><h2>Sentiment over time</h2>{_timeline(result)}</section>

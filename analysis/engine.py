@@ -101,6 +101,7 @@ class InferenceEngine:
             self.untrained = True
         self.model.eval()
         self._text_encoder = None
+        self._torch_threads = torch.get_num_threads()
         self._unk_rows: RowMemo | None = None
 
     # -- masking -----------------------------------------------------------------------------
@@ -168,6 +169,11 @@ class InferenceEngine:
 
         from models.base import ModalityBatch
 
+        if torch.get_num_threads() != self._torch_threads:
+            # CTranslate2 (the ASR) sets OpenMP's thread count for the whole process, and float
+            # sums depend on how many threads share them: scoring with the count the engine was
+            # loaded with keeps a fresh extraction and a cache hit byte-identical.
+            torch.set_num_threads(self._torch_threads)
         scores: dict[frozenset[str], list[np.ndarray]] = {c: [] for c in coalitions}
         unimodal: dict[str, list[np.ndarray]] = {}
         per_batch = max(1, self.batch_size // len(coalitions))

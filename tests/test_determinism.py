@@ -59,3 +59,33 @@ def test_fresh_processes_write_identical_json(repeated_clip, tmp_path):
         assert proc.returncode == 0, proc.stderr[-2000:]
         outs.append(_canonical(json.loads(out.read_text(encoding="utf-8"))))
     assert outs[0] == outs[1]
+
+
+def test_scores_do_not_depend_on_the_thread_count_set_since_loading():
+    """With OMP_NUM_THREADS=1 a fresh extraction and a cache hit once wrote different last digits:
+    CTranslate2 (the ASR) sets OpenMP's thread count for the whole process, so a model scored
+    after an ASR pass summed its floats over another number of threads than one scored from the
+    cache. The engine scores with the thread count it was loaded with."""
+    import torch
+
+    from analysis.engine import InferenceEngine
+    from core.types import SegmentFeatures
+
+    loaded_with = torch.get_num_threads()
+    engine = InferenceEngine("emt-dlfr", device="cpu")
+    spec = engine.spec
+    rng = np.random.default_rng(3)
+    feats = [SegmentFeatures(text=rng.normal(size=(20, spec.text.dim)).astype(np.float32),
+                             text_ids=np.array([101, *range(2000, 2018), 102], dtype=np.int64),
+                             audio=rng.normal(size=(200, spec.audio.dim)).astype(np.float32),
+                             audio_mask=np.ones(200, bool),
+                             visual=rng.normal(size=(60, spec.visual.dim)).astype(np.float32),
+                             visual_mask=np.ones(60, bool)) for _ in range(12)]
+    before = engine.score_masks(feats)
+    try:
+        torch.set_num_threads(1 if loaded_with > 1 else 2)  # what an ASR pass does behind our back
+        after = engine.score_masks(feats)
+    finally:
+        torch.set_num_threads(loaded_with)
+    for k in before:
+        assert before[k].tobytes() == after[k].tobytes(), k

@@ -830,7 +830,7 @@ class MainWindow(QMainWindow):
         self._rescore_generation += 1  # a re-score finishing now is not shown any more
         self.live.stop(timeout=1.0)
         self.preview_timer.stop()
-        self.player.unload()
+        self.player.release()
 
     def wait_for_workers(self, timeout: float) -> bool:
         """Wait until every worker thread has ended (a recording finishes muxing, a cancelled

@@ -51,6 +51,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="live mode on the clip as the camera, with its own audio (instead of --camera/--mic)")
     ap.add_argument("--prefix", default="")
     args = ap.parse_args(argv)
+    watchdog = float(os.environ.get("MSA_SHOTS_WATCHDOG_S", "0") or 0)
+    if watchdog > 0:
+        # A run stuck anywhere (native code included) ends with every thread's stack on stderr
+        # instead of being killed silently by the caller's timeout.
+        import faulthandler
+
+        faulthandler.dump_traceback_later(watchdog, exit=True)
 
     from PySide6.QtCore import QPointF, QSettings
     from PySide6.QtWidgets import QApplication

@@ -40,7 +40,8 @@ def test_real_window_screenshots_of_every_panel(xdisplay, tmp_path):
     mic = start_fake_mic(tmp_path)
     mic.start_feeding()
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "DISPLAY": xdisplay.display, "QT_QPA_PLATFORM": "xcb", "PULSE_SERVER": mic.server}
+    env = {**os.environ, "DISPLAY": xdisplay.display, "QT_QPA_PLATFORM": "xcb", "PULSE_SERVER": mic.server,
+           "MSA_SHOTS_WATCHDOG_S": os.environ.get("MSA_SHOTS_WATCHDOG_S", "540")}  # stacks before the timeout below
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "tests.app_screenshots", "--clip", str(clip), "--out", str(SCREENSHOT_DIR),
@@ -50,7 +51,7 @@ def test_real_window_screenshots_of_every_panel(xdisplay, tmp_path):
     finally:
         mic.stop()
         stop_process(camera.proc)
-    assert proc.returncode == 0, f"rc={proc.returncode}\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0, f"rc={proc.returncode}\n{proc.stderr[-12000:]}"
     summary = json.loads((SCREENSHOT_DIR / "summary.json").read_text())
     assert summary["platform"] == "xcb"
     n = summary["segments"]

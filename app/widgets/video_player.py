@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, QUrl, Signal
+from PySide6.QtCore import Q_ARG, QMetaObject, QPointF, QRectF, Qt, QUrl, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtMultimedia import QAudioOutput, QMediaDevices, QMediaPlayer, QVideoFrame, QVideoSink
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QSlider, QStyle, QToolButton, QVBoxLayout, QWidget
@@ -157,6 +157,16 @@ class VideoPlayer(QWidget):
     def unload(self) -> None:
         self.player.stop()
         self.player.setSource(QUrl())
+        self.canvas.set_image(None)
+
+    def release(self) -> None:
+        """Stop and drop the media on the way out (window close). Queued, so the event loop calls
+        QMediaPlayer's slots from C++ without holding the GIL: with an audio output attached, a
+        stop() called from Python holds the GIL while it waits for the audio renderer thread,
+        which needs the GIL to finish tearing down (module doc) — a deadlock seen 2 times in 9
+        closes under Xvfb with a PulseAudio server."""
+        QMetaObject.invokeMethod(self.player, "stop", Qt.ConnectionType.QueuedConnection)
+        QMetaObject.invokeMethod(self.player, "setSource", Qt.ConnectionType.QueuedConnection, Q_ARG(QUrl, QUrl()))
         self.canvas.set_image(None)
 
     def play(self) -> None:

@@ -115,3 +115,20 @@ def test_live_window_batch_pass_equals_piece_by_piece():
     assert [(p.start, p.end) for p in batched.pieces] == [(p.start, p.end) for p in alone.pieces]
     for a, b in zip(batched.pieces, alone.pieces):
         np.testing.assert_array_equal(a.states, b.states)
+
+
+@requires_espeak
+def test_a_capped_decode_gives_at_most_half_its_max_length_in_ids():
+    """What WhisperASR._live_pass relies on to spot a piece whose own, smaller budget would have
+    cut its words: CTranslate2's Whisper returns exactly max_length // 2 ids when it is capped."""
+    from core.extractors.asr import WhisperASR
+
+    asr = WhisperASR()
+    piece = asr.encode(np.asarray(cached_speech("I really love this wonderful movie, it makes me so happy",
+                                                pad=0.1), np.float32))
+    free = asr.model.model.generate(piece.encoder_output, [asr._prompt], beam_size=1, max_length=120)[0]
+    assert len(free.sequences_ids[0]) >= 8  # long enough that the caps below bite
+    for cap in (4, 7, 10, 15):
+        ids = asr.model.model.generate(piece.encoder_output, [asr._prompt], beam_size=1, max_length=cap)[0].sequences_ids[0]
+        assert len(ids) == cap // 2, (cap, len(ids))  # capped: exactly half, never fewer
+        assert ids == free.sequences_ids[0][:len(ids)]  # the same greedy text, cut

@@ -310,9 +310,13 @@ class WhisperASR:
 
     def _decode_tokens(self, encoder_output: Any, duration: float, beam: int) -> tuple[list[int], float, float]:
         found = self._generate(encoder_output, duration, beam, block_repeats=False)
-        if compression_ratio(self._tokenizer.decode(found[0])) > _COMPRESSION_RATIO_MAX:
+        if self._repetitive(found[0]):
             found = self._generate(encoder_output, duration, beam, block_repeats=True)
         return found
+
+    def _repetitive(self, tokens: list[int]) -> bool:
+        """Whisper's test for a degenerate decode (text that compresses too well)."""
+        return compression_ratio(self._tokenizer.decode(tokens)) > _COMPRESSION_RATIO_MAX
 
     def _generate(self, encoder_output: Any, duration: float, beam: int,
                   block_repeats: bool) -> tuple[list[int], float, float]:
@@ -397,27 +401,31 @@ class WhisperASR:
         """`run` for a live window of several pieces: one batched encoder call and one batched
         greedy decode instead of one of each per piece (a live hop's largest cost). The pieces and
         their states are those of the one-by-one pass (every live piece gets the same short
-        context, and batching does not change a piece's encoder states); each piece's tokens are
-        cut to its own budget, as its own decode would have stopped there."""
+        context, and batching does not change a piece's encoder states). The batch decodes with
+        the largest budget; a piece whose text may have run into its own, smaller budget — a
+        call capped at max_length gives max_length // 2 ids (CTranslate2, measured in
+        tests/test_batched_scoring.py) — or came out degenerate is decoded again on its own,
+        exactly as `decode` would, so every piece gets the words of the one-by-one pass."""
         prepared = [self._mel(wave[int(round(a * SAMPLE_RATE)): int(round(b * SAMPLE_RATE))]) for a, b in plan]
         if len({mel.shape[1] for _, mel, _ in prepared}) != 1:  # pieces > ~10 s: contexts differ
             return self._piece_by_piece(wave, plan, offset, word_timestamps=False, live=True)
         output = self._encode_mels([mel for _, mel, _ in prepared])
         states = _to_numpy(output)
         durations = [b - a for a, b in plan]
+        budgets = [self._budget(d) for d in durations]
         results = self.model.model.generate(
-            output, [self._prompt] * len(plan), beam_size=1, max_length=max(map(self._budget, durations)),
+            output, [self._prompt] * len(plan), beam_size=1, max_length=max(budgets),
             return_scores=True, return_no_speech_prob=True, suppress_blank=True, suppress_tokens=self._suppress,
         )
         pieces: list[EncodedPiece] = []
         segments: list[Segment] = []
         for i, ((a, _b), (w, _mel, real), found) in enumerate(zip(plan, prepared, results)):
             piece = _piece(offset + a, w, real, states[i], None)
-            ids = found.sequences_ids[0][: self._budget(durations[i])]
+            ids = found.sequences_ids[0]
             tokens = self._read_tokens(ids, found.scores, found.no_speech_prob, durations[i])
-            if compression_ratio(self._tokenizer.decode(tokens[0])) > _COMPRESSION_RATIO_MAX:
-                # rare: decode this piece again on its own, with repeats blocked (as `decode` does)
-                tokens = self._generate(self.encode(w, piece.start).encoder_output, durations[i], 1, block_repeats=True)
+            capped_alone = budgets[i] < max(budgets) and len(ids) >= budgets[i] // 2
+            if capped_alone or self._repetitive(tokens[0]):  # rare: this piece on its own
+                tokens = self._decode_tokens(self.encode(w, piece.start).encoder_output, durations[i], 1)
             seg = self._segment(piece, *tokens)
             if seg is not None:
                 segments.append(seg)

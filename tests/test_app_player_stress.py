@@ -1,5 +1,6 @@
 """The video player opens, plays and closes 200 times without an audio server, offscreen and in a
-real X11 window under Xvfb, in a child process each (a wedged QtMultimedia is killed, not waited for).
+real X11 window under Xvfb, and 60 times under Xvfb with an audio output attached, in a child
+process each (a wedged QtMultimedia is killed, not waited for).
 
 Before app/widgets/video_player.py attached sound only when an output device exists, this deadlocked
 within the first ~20 cycles (GUI thread in QMediaPlayer.stop() holding the GIL; Qt's FFmpeg audio
@@ -14,7 +15,7 @@ import sys
 
 import pytest
 
-from tests.app_support import ROOT, start_xvfb, stop_process, two_sentence_clip
+from tests.app_support import ROOT, start_fake_mic, start_xvfb, stop_process, two_sentence_clip
 from tests.media_factory import requires_espeak
 
 pytestmark = [requires_espeak, pytest.mark.slow]
@@ -31,9 +32,9 @@ def no_audio_server_env() -> dict[str, str]:
     return env
 
 
-def run_stress(env: dict[str, str]) -> dict:
+def run_stress(env: dict[str, str], cycles: int = CYCLES, sound: bool = False) -> dict:
     clip = two_sentence_clip()
-    cmd = [sys.executable, "-m", "tests.player_stress", "--clip", str(clip), "--cycles", str(CYCLES),
+    cmd = [sys.executable, "-m", "tests.player_stress", "--clip", str(clip), "--cycles", str(cycles),
            "--watchdog", str(CYCLE_WATCHDOG_S)]
     try:
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
@@ -43,10 +44,11 @@ def run_stress(env: dict[str, str]) -> dict:
     assert proc.returncode == 0 and lines, f"rc={proc.returncode}: a cycle wedged or crashed\n{proc.stderr[-4000:]}"
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     summary = json.loads(lines[0][len("SUMMARY "):])
-    assert summary["cycles"] == CYCLES
+    assert summary["cycles"] == cycles
     assert summary["no_frame"] == 0, summary  # every cycle showed a picture
     assert summary["not_playing"] == 0, summary  # and played
-    assert summary["with_sound"] == 0, summary  # no device: played silently
+    # no device: played silently; with one, every cycle had its audio output attached
+    assert summary["with_sound"] == (cycles if sound else 0), summary
     return summary
 
 
@@ -64,3 +66,18 @@ def test_player_open_play_close_200_times_under_xvfb():
         stop_process(display.proc)
     assert summary["platform"] == "xcb"
     print("xvfb stress:", summary)
+
+
+def test_player_open_play_unload_with_an_audio_output_under_xvfb(tmp_path):
+    """The same cycles with a PulseAudio server (a null sink) so that an audio output is attached:
+    unload() then stops a player whose audio renderer runs — the case the window-close deadlock
+    came from (module docstring of app/widgets/video_player.py)."""
+    mic = start_fake_mic(tmp_path)
+    display = start_xvfb()
+    try:
+        env = {**os.environ, **mic.env(), "QT_QPA_PLATFORM": "xcb", "DISPLAY": display.display}
+        summary = run_stress(env, cycles=min(CYCLES, 60), sound=True)
+    finally:
+        stop_process(display.proc)
+        mic.stop()
+    print("xvfb + audio output stress:", summary)

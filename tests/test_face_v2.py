@@ -364,3 +364,39 @@ def test_readout_sign_on_real_acted_clips() -> None:
     assert len(means["happy"]) == 1 and len(means["negative"]) == 11
     assert means["happy"][0] > 0
     assert sum(m < 0 for m in means["negative"]) >= 9, means
+
+
+def test_the_face_cnn_trains_with_one_thread_whatever_the_caller_set(tmp_path, monkeypatch) -> None:
+    """Its pinned checksum was made with one torch thread; train_all runs the stage in a process
+    with two, which wrote other weights (the float sums follow the thread count)."""
+    import torch
+
+    from models.recipes import train_face_cnn as recipe
+
+    (tmp_path / "fer2013").mkdir()
+    np.savez(tmp_path / "fer2013" / "train.npz", images=np.zeros((4, 48, 48), np.uint8),
+             labels=np.zeros(4, np.int64), classes=np.array(["angry"]))
+    monkeypatch.setattr(recipe, "landmark_fer", lambda images, work, workers: (np.ones(4, bool), np.zeros((4, 478, 2))))
+    monkeypatch.setattr(recipe, "split_fer", lambda labels, classes, found: {k: np.ones(4, bool) for k in ("train", "heldout", "heldout_composed_dev", "heldout_unused", "composed_train")})
+    monkeypatch.setattr(recipe, "derive_template", lambda marks: None)
+    monkeypatch.setattr(recipe, "check_template", lambda template: None)
+    monkeypatch.setattr(recipe, "cached_crops", lambda *a: np.zeros((4, 48, 48), np.uint8))
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def train_net(*a, **k):
+        seen.append(torch.get_num_threads())
+        raise Stop
+
+    monkeypatch.setattr(recipe, "train_net", train_net)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(Stop):
+            recipe.run(tmp_path, tmp_path / "work", None, dict(recipe.DEFAULTS), workers=2, val=False)
+        assert seen == [1]
+        assert torch.get_num_threads() == 2  # the caller's setting is back
+    finally:
+        torch.set_num_threads(before)

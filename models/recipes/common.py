@@ -11,9 +11,10 @@ import math
 import os
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -148,6 +149,22 @@ def limit_threads(n: int = 1) -> None:
         torch.set_num_threads(n)
     except ImportError:  # pragma: no cover - torch is a hard dependency of the project
         pass
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch with `n` threads inside the block, the previous count after it. For stages whose
+    output must not depend on the caller's setting (a float sum's order follows the thread count):
+    the face CNN trained inside train_all (2 threads) came out with other weights than the
+    one-thread run its pinned checksum was made from."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def text_encoder():

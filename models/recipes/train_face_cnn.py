@@ -41,7 +41,9 @@ from typing import Any
 
 import numpy as np
 
-from models.recipes.common import BASE_SEED, EMOTION_VALENCE, Stopwatch, data_dir, limit_threads, log, save_npz, write_json
+from models.recipes.common import (
+    BASE_SEED, EMOTION_VALENCE, Stopwatch, data_dir, limit_threads, log, save_npz, torch_threads, write_json,
+)
 
 HELDOUT_SEED = BASE_SEED + 9
 TRAIN_SEED = BASE_SEED + 10
@@ -402,7 +404,8 @@ def run(data: Path, work: Path, out: Path | None, cfg: dict[str, Any], workers: 
         eval_sets = {name: np.flatnonzero(masks[name])
                      for name in ("heldout", "heldout_composed_dev", "heldout_unused", "composed_train")}
     log(f"face: training on {len(train_idx)} crops ({t_crops} s so far)")
-    model = train_net(crops[train_idx], labels[train_idx], cfg)
+    with torch_threads(1):  # float sums depend on the thread count: 2 threads write other weights
+        model = train_net(crops[train_idx], labels[train_idx], cfg)
     t_train = watch.seconds
     report: dict[str, Any] = {
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},

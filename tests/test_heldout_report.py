@@ -70,3 +70,14 @@ def test_real_face_video_row_recomputes_for_the_default_model():
     for path in sorted((DATA_DIR / "ravdess_video").glob("*.mp4"))[:3]:
         result = analyzer(str(path))
         assert recording_score(result.segments, "__V") == pytest.approx(stored[path.stem]["score"], abs=2e-3)
+
+
+@requires_report
+def test_the_default_model_is_the_one_the_stated_rule_picks():
+    """models/defaults.py: the model meeting the most held-out targets, ties broken by MOSI dev MAE."""
+    from models.recipes.heldout_report import TARGETS, choose_default, targets_met
+
+    rep = _report()
+    assert DEFAULT_MODEL in rep["models"]
+    assert choose_default(rep) == DEFAULT_MODEL, {n: len(targets_met(r)) for n, r in rep["models"].items()}
+    assert len(TARGETS) == 10

@@ -36,6 +36,10 @@ SAMPLE_RATE = 16000
 # Windows quieter than this (dBFS RMS) are not sent to ASR: Whisper hallucinates on silence
 # ("Thank you.") and skipping it saves ~0.5 s of CPU per hop.
 SILENCE_DB = -50.0
+# A hop starts on the first audio block that arrives after its tick (waiting at most this long),
+# so its window ends with a sample captured just now, not one a block old: microphones deliver
+# blocks of 10-100 ms (the file and array sources 50 ms), which the lag would otherwise include.
+FRESH_AUDIO_WAIT_S = 0.1
 
 
 # ----------------------------------------------------------------------------------- results
@@ -219,6 +223,7 @@ class LiveAnalyzer:
         self.t0: float | None = None
         self._stop = threading.Event()
         self._frame_ready = threading.Event()
+        self._audio_written = threading.Event()
         self._frame_lock = threading.Lock()
         self._pending_frame: tuple[np.ndarray, float] | None = None
         self._last_visual_t = -1e9
@@ -238,6 +243,7 @@ class LiveAnalyzer:
     def push_audio(self, samples: np.ndarray, t_end: float | None = None) -> None:
         """`samples`: mono float32 at `sample_rate`; `t_end`: clock() time of the last sample."""
         self.audio.write(samples, self.clock() if t_end is None else t_end)
+        self._audio_written.set()
 
     def push_frame(self, frame_bgr: np.ndarray, t: float | None = None) -> None:
         """Latest-wins: if the visual thread is busy the previous pending frame is dropped, so a
@@ -334,6 +340,7 @@ class LiveAnalyzer:
             delay = next_tick - self.clock()
             if delay > 0 and self._stop.wait(delay):
                 break
+            self._await_fresh_audio()
             try:
                 result = self.analyze_now()
             except Exception as exc:
@@ -350,6 +357,13 @@ class LiveAnalyzer:
             now = self.clock()
             if next_tick < now:
                 next_tick = now + 0.05
+
+    def _await_fresh_audio(self) -> None:
+        """Until the next audio block arrives (FRESH_AUDIO_WAIT_S at most); at once when no audio
+        is coming (camera only, or before the first block)."""
+        self._audio_written.clear()
+        if self.audio.total:
+            self._audio_written.wait(FRESH_AUDIO_WAIT_S)
 
     def _report_error(self, message: str) -> None:
         self.last_error = message

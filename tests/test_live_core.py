@@ -152,6 +152,36 @@ def test_live_stream_scores_each_hop_within_the_lag_budget(live_parts, tmp_path)
     assert len(analyzer.results) <= analyzer.results.maxlen
 
 
+def test_a_hop_starts_on_the_first_audio_block_after_its_tick(monkeypatch):
+    """Blocks arrive every 80 ms: every hop's window ends with a block captured just before the hop
+    started, not one up to a block old (ticks fall between blocks; the age would be 0-80 ms)."""
+    import threading
+    from types import SimpleNamespace
+
+    analyzer = LiveAnalyzer(engine=None, components=SimpleNamespace(visual_rate_hz=10.0), window=1.0, hop=0.3)
+    ages = []
+    monkeypatch.setattr(analyzer, "analyze_now", lambda: ages.append(time.monotonic() - analyzer.audio.last_time))
+    stop = threading.Event()
+
+    def mic():
+        while not stop.wait(0.08):
+            analyzer.push_audio(np.zeros(1280, np.float32), time.monotonic())
+
+    feeder = threading.Thread(target=mic, daemon=True)
+    feeder.start()
+    analyzer.start()
+    try:
+        deadline = time.monotonic() + 15
+        while len(ages) < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        analyzer.stop(timeout=1.0)
+        stop.set()
+        feeder.join(1.0)
+    assert len(ages) >= 10, ages
+    assert np.median(ages) < 0.02 and max(ages) < 0.07, ages  # without the wait: median ~0.04
+
+
 def test_silent_input_is_not_sent_to_asr(live_parts):
     engine, comps = live_parts
     analyzer = LiveAnalyzer(engine, comps, window=2.0, hop=1.0)

@@ -79,11 +79,7 @@ GRID_DRAWS = 3  # neutral GRID samples per training clip and replica (the only r
 class ComposeConfig:
     replicas_train: int = 2
     text_only_replicas: int = 2  # extra pairings of each MOSI train sample with audio and face absent
-    # Share of MOSI train videos held out for interval calibration. 0.2 = 10 of 52 videos, as many as
-    # MOSI dev has: with 0.12 (6 videos, 117 segments) the conformal quantile rested on so few
-    # speakers that one talkative video moved every half-width (split conformal is exact only on
-    # average over calibration draws, and segments of one video are not independent draws).
-    calib_share: float = 0.2
+    calib_share: float = 0.12  # of MOSI train videos, held out for interval calibration
     p_uninformative: float = 0.3
     p_grid_in_uninformative: float = 0.3
     p_no_video: float = 0.2

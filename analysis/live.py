@@ -294,6 +294,7 @@ class LiveAnalyzer:
         and the thread is a daemon, so a late finish never blocks application exit."""
         self._stop.set()
         self._frame_ready.set()
+        self._audio_written.set()
         deadline = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
@@ -341,6 +342,8 @@ class LiveAnalyzer:
             if delay > 0 and self._stop.wait(delay):
                 break
             self._await_fresh_audio()
+            if self._stop.is_set():
+                break
             try:
                 result = self.analyze_now()
             except Exception as exc:

@@ -14,7 +14,7 @@ import pytest
 from core.errors import MSAError
 from analysis.live import AudioRing, LiveAnalyzer, PipelineLiveComponents, VisualRing
 from core.live_sources import ArrayAudioSource, CameraSource, parse_camera_spec
-from tests.app_support import ROOT, face_clip, shared_model_cache
+from tests.app_support import ROOT, face_clip, shared_model_cache, wait_for
 from tests.media_factory import cached_speech, requires_espeak
 
 # Lag is judged on the steady state: the first hop after start also pays one-off costs (first real
@@ -112,9 +112,7 @@ def test_live_stream_scores_each_hop_within_the_lag_budget(live_parts, tmp_path)
     mic.start()
     cam.start()
     try:
-        deadline = time.monotonic() + 30
-        while len(results) < 8 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_for(lambda: len(results) >= 8, timeout=30, interval=0.1)
     finally:
         t = time.monotonic()
         stopped = analyzer.stop(timeout=1.0)
@@ -155,29 +153,19 @@ def test_live_stream_scores_each_hop_within_the_lag_budget(live_parts, tmp_path)
 def test_a_hop_starts_on_the_first_audio_block_after_its_tick(monkeypatch):
     """Blocks arrive every 80 ms: every hop's window ends with a block captured just before the hop
     started, not one up to a block old (ticks fall between blocks; the age would be 0-80 ms)."""
-    import threading
     from types import SimpleNamespace
 
     analyzer = LiveAnalyzer(engine=None, components=SimpleNamespace(visual_rate_hz=10.0), window=1.0, hop=0.3)
     ages = []
     monkeypatch.setattr(analyzer, "analyze_now", lambda: ages.append(time.monotonic() - analyzer.audio.last_time))
-    stop = threading.Event()
-
-    def mic():
-        while not stop.wait(0.08):
-            analyzer.push_audio(np.zeros(1280, np.float32), time.monotonic())
-
-    feeder = threading.Thread(target=mic, daemon=True)
-    feeder.start()
+    mic = ArrayAudioSource(np.zeros(16000, np.float32), analyzer.push_audio, block_s=0.08, loop=True)
+    mic.start()
     analyzer.start()
     try:
-        deadline = time.monotonic() + 15
-        while len(ages) < 10 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: len(ages) >= 10, timeout=15)
     finally:
         analyzer.stop(timeout=1.0)
-        stop.set()
-        feeder.join(1.0)
+        mic.stop()
     assert len(ages) >= 10, ages
     assert np.median(ages) < 0.02 and max(ages) < 0.07, ages  # without the wait: median ~0.04
 

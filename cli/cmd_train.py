@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
+    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+                        help="constant, or cosine: the rate falls to 0 over the planned epochs (default constant)")
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--seed", type=int, default=1111)
     parser.add_argument("--missing", choices=("lnln", "none"), default="lnln",
@@ -67,7 +69,7 @@ def check_before_work(args: argparse.Namespace) -> dict[str, Any]:
     MODELS.get(args.model)  # unknown model -> one-line error before loading any data
     check_training_options(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                            weight_decay=args.weight_decay, patience=args.patience, select_metric=args.select,
-                           missing=args.missing)
+                           missing=args.missing, lr_schedule=args.lr_schedule)
     config = parse_overrides(args.config)
     check_output_folder("--out", args.out, output_files(args.model), inputs=[args.mmsa_pkl])
     if args.data:
@@ -113,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
             args.model, train_ds, valid_ds, spec, epochs=args.epochs, batch_size=args.batch_size,
             lr=args.lr, weight_decay=args.weight_decay, seed=args.seed, missing=args.missing,
             reencode=reencode, device=device, ctx=RunContext(progress=bar), out_dir=out, config=config,
-            patience=args.patience, select_metric=args.select,
+            patience=args.patience, select_metric=args.select, lr_schedule=args.lr_schedule,
             data_info={"source": str(args.data or args.mmsa_pkl), "spec": spec.name,
                        "spec_fingerprint": spec.fingerprint()},
         )

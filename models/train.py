@@ -187,9 +187,25 @@ def training_batch(batch: ModalityBatch, labels: torch.Tensor, evidence: torch.T
     return apply_missing(masked, rates, gen, unk_id, reencode), coalition_targets(labels, keep, evidence), keep
 
 
+#: "constant": AdamW at `lr` throughout. "cosine": the learning rate of every parameter group falls
+#: from its own value to 0 along half a cosine over the planned steps, so the last epochs take
+#: small steps and the model chosen on validation is a settled one, not a point the optimiser
+#: happened to pass (with a constant rate the composed-dev MAE jumped by up to 0.25 between epochs).
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def _lr_scheduler(opt: torch.optim.Optimizer, schedule: str, n_steps: int):
+    """A per-step scheduler for `schedule` (None for a constant rate)."""
+    if schedule == "constant":
+        return None
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, n_steps) / n_steps)))
+
+
 def check_training_options(*, epochs: int, batch_size: int, lr: float, weight_decay: float, patience: int,
-                           select_metric: str, missing: str) -> None:
+                           select_metric: str, missing: str, lr_schedule: str = "constant") -> None:
     """One-line MSAError for a value training cannot use (the CLI calls this before loading data)."""
+    if lr_schedule not in LR_SCHEDULES:
+        raise MSAError(f"unknown learning-rate schedule {lr_schedule!r}; use {' or '.join(LR_SCHEDULES)}")
     if missing not in MISSING_REGIMES:
         raise MSAError(f"unknown missing-data regime {missing!r}; use {' or '.join(MISSING_REGIMES)}")
     if select_metric not in METRIC_NAMES:
@@ -248,6 +264,7 @@ def train_model(
     vocab_frames: int = 20000,
     data_info: dict[str, Any] | None = None,
     validate: Callable[[MSAModel], dict[str, float]] | None = None,
+    lr_schedule: str = "constant",
 ) -> tuple[MSAModel, TrainHistory, dict[str, float]]:
     """Train `model_name` and return (best model, history, its validation metrics).
 
@@ -256,7 +273,8 @@ def train_model(
     with `out_dir`, saved as `<out_dir>/<model_name>.safetensors` + `.json` whenever it improves,
     so a cancelled run (core.errors.Cancelled) keeps its best checkpoint so far."""
     check_training_options(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                           patience=patience, select_metric=select_metric, missing=missing)
+                           patience=patience, select_metric=select_metric, missing=missing,
+                           lr_schedule=lr_schedule)
     if len(train_ds) == 0 or len(valid_ds) == 0:
         raise MSAError(f"need training and validation samples (got {len(train_ds)} train, {len(valid_ds)} valid)")
     for name, ds in (("training", train_ds), ("validation", valid_ds)):
@@ -295,11 +313,12 @@ def train_model(
     best_value: float | None = None
     n_steps = epochs * math.ceil(len(train_ds) / batch_size)
     step = 0
+    scheduler = _lr_scheduler(opt, lr_schedule, n_steps)
 
     def summary(epochs_run: int) -> dict[str, Any]:
         return {
             "model": model_name, "seed": seed, "epochs": epochs, "epochs_run": epochs_run,
-            "best_epoch": history.best_epoch, "batch_size": batch_size, "lr": lr,
+            "best_epoch": history.best_epoch, "batch_size": batch_size, "lr": lr, "lr_schedule": lr_schedule,
             "weight_decay": weight_decay, "missing": missing, "select_metric": select_metric,
             "patience": patience, "grad_clip": grad_clip, "n_train": len(train_ds), "n_valid": len(valid_ds),
             "text_reencoded": reencode is not None, "data": dict(data_info or {}),
@@ -348,6 +367,8 @@ def train_model(
             if grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             opt.step()
+            if scheduler is not None:
+                scheduler.step()
             n_batches += 1
             sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
             for k, v in parts.items():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import time
 from dataclasses import replace
@@ -400,3 +401,69 @@ def test_the_face_cnn_trains_with_one_thread_whatever_the_caller_set(tmp_path, m
         assert torch.get_num_threads() == 2  # the caller's setting is back
     finally:
         torch.set_num_threads(before)
+
+
+def _fake_rebuild(monkeypatch, sha: str, diff: dict | None = None) -> None:
+    """train_face_cnn.run writes a file whose report says `sha`; compare_weights returns `diff`."""
+    from models.recipes import train_face_cnn as recipe
+
+    def run(data, work, out, cfg, workers, val):
+        out.mkdir(parents=True, exist_ok=True)
+        (out / recipe.ONNX_NAME).write_bytes(b"rebuilt")
+        (out / "report.json").write_text("{}")
+        return {"onnx_sha256": sha}
+
+    monkeypatch.setattr(recipe, "run", run)
+    monkeypatch.setattr(recipe, "compare_weights", lambda data, work, a, b: diff)
+
+
+def _diff(same_class: float, acc7: tuple[float, float], valence: tuple[float, float]) -> dict:
+    return {"n": 100, "max_abs_prob_diff": 0.4, "same_class": same_class,
+            "acc7": dict(zip("ab", acc7)), "valence_sign_acc": dict(zip("ab", valence))}
+
+
+def test_recipe_copies_a_byte_identical_face_cnn(tmp_path, monkeypatch) -> None:
+    from models.recipes.train_all import train_face_cnn
+
+    _fake_rebuild(monkeypatch, WEIGHTS_SHA256)
+    assert train_face_cnn(tmp_path, tmp_path / "work", tmp_path / "out", 1)["identical"]
+    assert (tmp_path / "out" / "face" / "face_expression_cnn.onnx").read_bytes() == b"rebuilt"
+
+
+def test_recipe_keeps_the_pinned_face_cnn_when_another_cpu_trains_other_bytes(tmp_path, monkeypatch) -> None:
+    """Float kernels differ between CPU kinds: the rebuild is the same recipe's network but not the
+    same bytes. The pinned file in OUT must survive (the shipped extractor refuses other weights)
+    and the run goes on; a rebuild that is another network stops it."""
+    from models.recipes.train_all import train_face_cnn
+
+    pinned = tmp_path / "out" / "face" / "face_expression_cnn.onnx"
+    pinned.parent.mkdir(parents=True)
+    pinned.write_bytes(b"pinned")
+    _fake_rebuild(monkeypatch, "0" * 64, _diff(0.88, (0.617, 0.620), (0.928, 0.922)))
+    result = train_face_cnn(tmp_path, tmp_path / "work", tmp_path / "out", 1)
+    assert result["kept"] == "pinned" and not result["identical"]
+    assert pinned.read_bytes() == b"pinned"
+    report = json.loads((tmp_path / "out" / "model_cards" / "reports" / "face_cnn_rebuild.json").read_text())
+    assert report["rebuilt_sha256"] == "0" * 64
+    for bad in (_diff(0.6, (0.617, 0.620), (0.928, 0.922)), _diff(0.88, (0.617, 0.55), (0.928, 0.922)),
+                _diff(0.88, (0.617, 0.620), (0.928, 0.85))):
+        _fake_rebuild(monkeypatch, "0" * 64, bad)
+        with pytest.raises(SystemExit, match="not the pinned network"):
+            train_face_cnn(tmp_path, tmp_path / "work", tmp_path / "out", 1)
+        assert pinned.read_bytes() == b"pinned"
+
+
+def test_compare_weights_of_a_file_with_itself(tmp_path, monkeypatch) -> None:
+    from models.recipes import train_face_cnn as recipe
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "fer2013").mkdir()
+    labels = np.arange(8) % 7
+    np.savez(tmp_path / "fer2013" / "train.npz", images=np.zeros((8, 48, 48), np.uint8), labels=labels,
+             classes=np.array(list(CLASSES)))
+    monkeypatch.setattr(recipe, "landmark_fer", lambda images, work, workers: (np.ones(8, bool), np.zeros((8, 478, 2))))
+    monkeypatch.setattr(recipe, "split_fer", lambda labels, classes, found: {"heldout": np.arange(8) < 6})
+    monkeypatch.setattr(recipe, "cached_crops", lambda *a: rng.integers(0, 256, (8, 48, 48)).astype(np.uint8))
+    diff = recipe.compare_weights(tmp_path, tmp_path / "work", DEFAULT_WEIGHTS, DEFAULT_WEIGHTS)
+    assert diff["n"] == 6 and diff["max_abs_prob_diff"] == 0.0 and diff["same_class"] == 1.0
+    assert diff["acc7"]["a"] == diff["acc7"]["b"]

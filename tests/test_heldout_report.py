@@ -52,7 +52,17 @@ def test_mosi_dev_text_only_row_recomputes_for_the_default_model():
     res = engine.analyze(mosi_dev_segments(DATA_DIR), [ds.features(i) for i in range(len(ds))])
     labels = np.asarray(ds.labels, dtype=np.float64)
     m = regression_metrics(np.array([s.score for s in res]), labels)
-    coverage = float(np.mean([s.confidence.low <= y <= s.confidence.high for s, y in zip(res, labels)]))
+    # coverage is cross-fitted: each utterance against the half-width calibrated without its video
+    cal = engine.meta["metrics"]["calibration"]
+    folds, per_fold = cal["cross_fit"]["folds"], cal["cross_fit"]["halfwidth"]
+    inside = []
+    for s, y, sid in zip(res, labels, ds.ids):
+        h = per_fold[folds[sid.rsplit("_", 1)[0]]]["T__"]
+        inside.append(max(-3.0, s.score - h) <= y <= min(3.0, s.score + h))
+        # the app's interval is the one calibrated on every dev video
+        assert s.confidence.low == pytest.approx(max(-3.0, s.score - cal["halfwidth"]["T__"]))
+    coverage = float(np.mean(inside))
+    assert len(set(folds.values())) == 5 and len(folds) == 10  # MOSI dev: 10 videos, 2 per fold
     assert abs(m["Non0_acc_2"] - stored["Acc2"]) <= 1.0 / 200
     assert abs(m["MAE"] - stored["MAE"]) <= 2e-3
     assert abs(coverage - stored["interval_coverage"]) <= 1.0 / 200

@@ -248,6 +248,37 @@ def test_lnln_regime_and_hooks(data) -> None:
     assert changed >= len(log["loss"]) // 2  # the missing regime really corrupts inputs
 
 
+def _learning_rates(monkeypatch) -> list[float]:
+    """The learning rate of the first parameter group at every optimiser step."""
+    seen: list[float] = []
+    step = torch.optim.AdamW.step
+
+    def recording(self, *a, **k):
+        seen.append(self.param_groups[0]["lr"])
+        return step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", recording)
+    return seen
+
+
+def test_cosine_schedule_falls_to_zero_over_the_planned_steps(tmp_path, data, monkeypatch) -> None:
+    train, valid = data  # 160 samples: 5 steps of 32 per epoch
+    seen = _learning_rates(monkeypatch)
+    _, hist, _ = train_model(LINEAR, train, valid, SPEC, epochs=4, batch_size=32, lr=0.02, seed=1, missing="none",
+                             out_dir=tmp_path, patience=10, lr_schedule="cosine")
+    assert len(seen) == 20 and seen[0] == pytest.approx(0.02)
+    assert all(b < a for a, b in zip(seen, seen[1:]))  # strictly falling, step by step
+    assert seen[10] == pytest.approx(0.01, rel=0.1) and seen[-1] < 0.001  # half way: half the rate
+    _, meta = load_checkpoint(hist.checkpoint, expected_spec=SPEC)
+    assert meta.training["lr_schedule"] == "cosine"
+
+    seen.clear()
+    train_model(LINEAR, train, valid, SPEC, epochs=2, batch_size=32, lr=0.02, seed=1, missing="none")
+    assert seen == [0.02] * 10  # the default stays a constant rate
+    with pytest.raises(MSAError, match="learning-rate schedule"):
+        train_model(LINEAR, train, valid, SPEC, epochs=1, lr_schedule="linear")
+
+
 def test_early_stopping_and_cancel(data) -> None:
     train, valid = data
     _, hist, _ = train_model(FROZEN, train, valid, SPEC, epochs=10, batch_size=32, patience=2, seed=1)
@@ -317,10 +348,12 @@ def test_train_and_eval_commands(tmp_path, capsys) -> None:
     ds = synthetic(80, 4)
     _cache_from(ds, tmp_path / "fc", lambda i: "train" if i < 50 else ("valid" if i < 65 else "test"))
     rc = main(["train", "--model", LINEAR, "--data", str(tmp_path / "fc"), "--out", str(tmp_path / "run"),
-               "--epochs", "2", "--batch-size", "16", "--lr", "0.02", "--device", "cpu", "--quiet"])
+               "--epochs", "2", "--batch-size", "16", "--lr", "0.02", "--lr-schedule", "cosine", "--device", "cpu",
+               "--quiet"])
     assert rc == 0
     ckpt = tmp_path / "run" / f"{LINEAR}.safetensors"
     assert ckpt.is_file() and (tmp_path / "run" / f"{LINEAR}.history.json").is_file()
+    assert load_checkpoint(ckpt, expected_spec=SPEC)[1].training["lr_schedule"] == "cosine"
     err = capsys.readouterr().err
     assert "zeroed" in err  # no re-encoder for this spec: the user is told
 

@@ -9,7 +9,8 @@ mean over its segments, `analysis.robustness.recording_score`):
 
 * MOSI dev, text only: the 229 dev transcripts through the text encoder with audio and face
   absent: Acc-2 (non-zero), F1, MAE, Corr, and the share of true labels inside the segment's 80 %
-  interval (calibrated on other MOSI videos, never on dev).
+  interval calibrated on other MOSI videos: the calibration split and the dev videos of the other
+  cross-fit folds, never the utterance's own video (models/calibration.py).
 * RAVDESS actors 17-20 (no model saw them: the corpus uses 01-16): valence sign accuracy of the
   audio-only coalition (`_A_`) and of the fused score, with the clip's own neutral words as
   Whisper hears them, over calm/happy (+) vs sad/angry/fearful/disgust (-) clips; mean |fused| of
@@ -107,6 +108,17 @@ def mosi_dev_segments(data: Path) -> list:
     return [Segment(0.0, 1.0, r["text"], source="transcript") for r in read_mosi(data) if r["split"] == "dev"]
 
 
+def cross_fitted_coverage(engine, scores: np.ndarray, labels: np.ndarray, ids: list[str]) -> float:
+    """Share of MOSI dev labels inside score +- the text-only half-width calibrated without the
+    utterance's video (models.calibration.cross_fit_halfwidth; the engine's own intervals use the
+    half-width calibrated on every dev video)."""
+    from models.calibration import cross_fit_halfwidth, interval_coverage
+
+    calibration = engine.meta["metrics"]["calibration"]
+    half = np.array([cross_fit_halfwidth(calibration, i, "T__") for i in ids])
+    return interval_coverage(np.asarray(scores, dtype=np.float64), labels, half)
+
+
 def _dims() -> dict[str, int]:
     from core.feature_spec import default_spec
 
@@ -193,7 +205,7 @@ def report(data: Path, models: list[str], fer_limit: int | None = None, tmp: Pat
         text_res = engine.analyze(text_segs, [text_ds.features(i) for i in range(len(text_ds))])
         text_pred = np.array([s.score for s in text_res])
         labels = np.asarray(text_ds.labels, dtype=np.float64)
-        inside = [s.confidence is not None and s.confidence.low <= y <= s.confidence.high for s, y in zip(text_res, labels)]
+        coverage = cross_fitted_coverage(engine, text_pred, labels, text_ds.ids)
         mosi = regression_metrics(text_pred, labels)
         rav_fused, rav_audio = scored(rav_recs), scored(rav_recs, "_A_")
         polar = rav_val != 0
@@ -208,7 +220,7 @@ def report(data: Path, models: list[str], fer_limit: int | None = None, tmp: Pat
         neg_video = [v for v, e in zip(video_v, video_emotion) if e in ("sad", "fearful")]
         rows[name] = {
             "mosi_dev_text_only": {"Acc2": mosi["Non0_acc_2"], "F1": mosi["Non0_F1_score"], "MAE": mosi["MAE"],
-                                   "Corr": mosi["Corr"], "interval_coverage": float(np.mean(inside)), "n": len(labels)},
+                                   "Corr": mosi["Corr"], "interval_coverage": coverage, "n": len(labels)},
             "ravdess_17_20": {"audio_only_sign": sign_accuracy(rav_audio[polar], rav_val[polar]),
                               "fused_sign": sign_accuracy(rav_fused[polar], rav_val[polar]), "n": int(polar.sum()),
                               "per_emotion_fused": {e: sign_accuracy(rav_fused[emo == e], rav_val[emo == e])

@@ -67,6 +67,18 @@ def _licenses(corpus: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _schedule(training: dict[str, Any]) -> str:
+    if training.get("lr_schedule", "constant") == "cosine":
+        return "cosine decay to 0 over the planned epochs"
+    return "constant"
+
+
+def _dev_part(calibration: dict[str, Any]) -> str:
+    if "n_dev" not in calibration:
+        return ""
+    return f" and {calibration['n_dev']} MOSI-anchored dev samples ({len(calibration['cross_fit']['folds'])} videos)"
+
+
 def heldout_section(name: str, heldout: dict[str, Any] | None) -> str:
     """The held-out report's row for this model (models/recipes/heldout_report.py)."""
     r = (heldout or {}).get("models", {}).get(name)
@@ -79,7 +91,7 @@ Whisper, features, this model; a recording's score is the duration-weighted mean
 | check | result |
 |---|---|
 | MOSI dev, text only: Acc-2 / F1 / MAE / Corr | {_f(m['Acc2'])} / {_f(m['F1'])} / {_f(m['MAE'])} / {_f(m['Corr'])} |
-| MOSI dev: true label inside the 80 % interval (calibrated on other MOSI videos) | {_f(m['interval_coverage'])} |
+| MOSI dev: true label inside the 80 % interval (cross-fitted: calibrated without the utterance's video) | {_f(m['interval_coverage'])} |
 | RAVDESS actors 17-20 (never trained on), own neutral words: audio-only sign / fused sign ({rv['n']} clips) | {_f(rv['audio_only_sign'])} / {_f(rv['fused_sign'])} |
 | FER held-out faces, visual-only sign ({r['fer_heldout_visual_only_sign']['n']} faces) | {_f(r['fer_heldout_visual_only_sign']['acc'])} |
 | ravdess_video (real face video, actor 05), visual-only: happy clip positive / sad+fearful negative | {'yes' if v['happy_positive'] else 'no'} / {v['sad_fearful_negative']} of {v['sad_fearful_n']} |
@@ -134,7 +146,7 @@ Sources and licences:
 - command: `{run['command']}` (whole run: {_f(run['timings_s'].get('total', float('nan')) / 60, 1)} min on
   {run['cpu_count']} CPU cores, {len(run['worker_groups'])} worker process(es) x {run['threads_per_worker']} torch thread(s);
   this model: {_f(rep['seconds'], 0)} s including evaluation)
-- trainer `models.train.train_model`: AdamW lr {tr['lr']}, weight decay {tr['weight_decay']}, batch {tr['batch_size']},
+- trainer `models.train.train_model`: AdamW lr {tr['lr']} ({_schedule(tr)}), weight decay {tr['weight_decay']}, batch {tr['batch_size']},
   up to {tr['epochs']} epochs (ran {tr['epochs_run']}, best epoch {tr['best_epoch']}, patience {tr['patience']}),
   selection on the mean composed-dev {tr['select_metric']} of the coalitions TAV, T__, _A_ and __V, grad clip {tr['grad_clip']}
 - missing-data regime: `{tr['missing']}` (35 % complete, 30 % LNLN random drops at rate ~ U(0, 1),
@@ -164,9 +176,10 @@ without evidence about the label is 0; "mean pred" shows any offset):
 "MOSI dev transcripts, no audio/video" feeds the 229 MOSI dev transcripts through the pipeline's text
 encoder with audio and visual absent (exactly what a text-only input gives); it is the row
 `tests/test_default_weights.py` re-computes from the shipped checkpoint. Intervals: split-conformal
-half-widths per coalition ({cal.get('n', 'n/a')} calibration samples, level {cal.get('level', 'n/a')};
-`models/calibration.py`); MOSI dev coverage of the text-only interval:
-{_f(rep['mosi_dev_text_only'].get('interval_coverage'))}.
+half-widths per coalition ({cal.get('n', 'n/a')} calibration samples: {cal.get('n_calibration_split', cal.get('n', 'n/a'))}
+of the corpus' calibration split{_dev_part(cal)}, level {cal.get('level', 'n/a')}; `models/calibration.py`); MOSI dev
+coverage of the text-only interval, each utterance against the half-width calibrated without its
+own video: {_f(rep['mosi_dev_text_only'].get('interval_coverage'))}.
 
 ### Robustness (LNLN protocol on composed dev, seeds {rep['robustness']['seeds']}, text re-encoded)
 

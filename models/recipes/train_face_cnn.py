@@ -452,6 +452,24 @@ def run(data: Path, work: Path, out: Path | None, cfg: dict[str, Any], workers: 
     return report
 
 
+def compare_weights(data: Path, work: Path, a: Path, b: Path) -> dict[str, Any]:
+    """How two ONNX files of this network differ on the held-out faces (crops from the work cache):
+    largest probability difference, share of faces given the same class, and each file's metrics."""
+    from core.extractors.face_cnn import FaceExpressionCNN
+
+    with np.load(data / "fer2013" / "train.npz") as z:
+        images, labels, classes = z["images"], z["labels"].astype(np.int64), [str(c) for c in z["classes"]]
+    found, landmarks = landmark_fer(images, work, workers=1)
+    idx = np.flatnonzero(split_fer(labels, classes, found)["heldout"])
+    crops = cached_crops(images, landmarks, found, work)[idx]
+    pa, pb = (FaceExpressionCNN(path, sha256=None).predict(crops) for path in (a, b))
+    metric = {name: fer_metrics(p, labels[idx], classes) for name, p in (("a", pa), ("b", pb))}
+    return {"n": int(len(idx)), "max_abs_prob_diff": float(np.abs(pa - pb).max()),
+            "same_class": float(np.mean(pa.argmax(1) == pb.argmax(1))),
+            "acc7": {k: m["acc7"] for k, m in metric.items()},
+            "valence_sign_acc": {k: m["valence_sign_acc"] for k, m in metric.items()}}
+
+
 def training_step_cost(cfg: dict[str, Any], steps: int = 8) -> float:
     """Thread CPU milliseconds per image of a training step (augmentation included), random data."""
     import time

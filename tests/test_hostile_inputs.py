@@ -204,8 +204,12 @@ def test_odd_sample_rates_resample_to_the_same_signal(rate: int) -> None:
 @requires_espeak
 @pytest.mark.parametrize("ext,rate", [(".wav", 8000), (".flac", 96000), (".m4a", 7350)])
 def test_odd_sample_rates_end_to_end(analyze, ext: str, rate: int) -> None:
-    result, _ = analyze(cached_audio(ext, duration=2.0, speech_text="good morning", sample_rate=rate))
-    assert "morning" in " ".join(s.text for s in result.segments).lower()
+    # "good morning" came out as "Go tomorrow again." from the 7350 Hz AAC file on an AVX2-only
+    # AMD EPYC (and right on the machine this test was written on): Whisper tiny at 3.7 kHz of
+    # bandwidth is at its limit, and another CPU kind's float kernels tip the greedy decode. This
+    # phrase was transcribed word for word at all three rates there.
+    result, _ = analyze(cached_audio(ext, duration=2.0, speech_text="thank you very much", sample_rate=rate))
+    assert "very much" in " ".join(s.text for s in result.segments).lower()
 
 
 def test_stereo_with_silent_left_channel(tmp_path: Path, analyze) -> None:

@@ -22,7 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
-    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+    # checked by models.train.check_training_options (LR_SCHEDULES) with the other options, before
+    # any data is loaded; a `choices` list here would be a second copy of that tuple
+    parser.add_argument("--lr-schedule", default="constant",
                         help="constant, or cosine: the rate falls to 0 over the planned epochs (default constant)")
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--seed", type=int, default=1111)

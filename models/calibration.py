@@ -99,6 +99,13 @@ def cross_fit_halfwidth(calibration: dict[str, Any], sample_id: str, key: str) -
     return float(calibration["halfwidth"][key] if fold is None else cross["halfwidth"][fold][key])
 
 
+def cross_fitted_coverage(calibration: dict[str, Any], pred: np.ndarray, target: np.ndarray, ids: list[str],
+                          key: str = "T__") -> float:
+    """interval_coverage with each sample's `cross_fit_halfwidth` (calibrated without its video)."""
+    half = np.array([cross_fit_halfwidth(calibration, i, key) for i in ids])
+    return interval_coverage(np.asarray(pred, dtype=np.float64), np.asarray(target, dtype=np.float64), half)
+
+
 def interval_coverage(pred: np.ndarray, target: np.ndarray, halfwidth: float | np.ndarray) -> float:
     """Share of samples whose target lies within pred +- halfwidth (clipped to [-3, 3] like the
     engine); `halfwidth` one number or one per sample."""

@@ -263,6 +263,7 @@ def test_train_outputs_that_are_folders_fail_before_training(tmp_path, no_traini
     (["--weight-decay", "-1"], "weight decay"),
     (["--patience", "0"], "patience"),
     (["--select", "nope"], "selection metric"),
+    (["--lr-schedule", "linear"], "learning-rate schedule"),
     (["--config", "hidden=abc"], "cannot build model"),
     (["--config", "hidden=-5"], "cannot build model"),
 ])

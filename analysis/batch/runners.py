@@ -255,8 +255,8 @@ def connect_ray(address: str, num_cpus: int | None = None) -> bool:
         return False
     env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [_project_root(), os.environ.get("PYTHONPATH")])),
                         "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}}
-    blas = blas_threads()
-    if address == "local" and blas:
+    blas = blas_threads() if address == "local" else None  # a remote node keeps its own
+    if blas:
         # Ray starts workers with OMP_NUM_THREADS=1, which OpenBLAS obeys when OPENBLAS_NUM_THREADS
         # is unset, and the features' matrix products (log-mel) then sum in another order: on an
         # AVX2-only AMD EPYC the scores moved by 0.005 against the in-process run. Local workers

@@ -108,17 +108,6 @@ def mosi_dev_segments(data: Path) -> list:
     return [Segment(0.0, 1.0, r["text"], source="transcript") for r in read_mosi(data) if r["split"] == "dev"]
 
 
-def cross_fitted_coverage(engine, scores: np.ndarray, labels: np.ndarray, ids: list[str]) -> float:
-    """Share of MOSI dev labels inside score +- the text-only half-width calibrated without the
-    utterance's video (models.calibration.cross_fit_halfwidth; the engine's own intervals use the
-    half-width calibrated on every dev video)."""
-    from models.calibration import cross_fit_halfwidth, interval_coverage
-
-    calibration = engine.meta["metrics"]["calibration"]
-    half = np.array([cross_fit_halfwidth(calibration, i, "T__") for i in ids])
-    return interval_coverage(np.asarray(scores, dtype=np.float64), labels, half)
-
-
 def _dims() -> dict[str, int]:
     from core.feature_spec import default_spec
 
@@ -166,6 +155,7 @@ def report(data: Path, models: list[str], fer_limit: int | None = None, tmp: Pat
     from analysis.robustness import recording_score
     from analysis.engine import InferenceEngine
     from core.feature_spec import default_spec
+    from models.calibration import cross_fitted_coverage
     from core.pipeline import FeaturePipeline
     from core.types import Segment
     from models.metrics import regression_metrics
@@ -205,7 +195,9 @@ def report(data: Path, models: list[str], fer_limit: int | None = None, tmp: Pat
         text_res = engine.analyze(text_segs, [text_ds.features(i) for i in range(len(text_ds))])
         text_pred = np.array([s.score for s in text_res])
         labels = np.asarray(text_ds.labels, dtype=np.float64)
-        coverage = cross_fitted_coverage(engine, text_pred, labels, text_ds.ids)
+        # each utterance against the half-width calibrated without its video (the engine's own
+        # intervals use the one calibrated on every dev video)
+        coverage = cross_fitted_coverage(engine.meta["metrics"]["calibration"], text_pred, labels, text_ds.ids)
         mosi = regression_metrics(text_pred, labels)
         rav_fused, rav_audio = scored(rav_recs), scored(rav_recs, "_A_")
         polar = rav_val != 0

@@ -20,9 +20,9 @@ def recalibrate(data: Path, work: Path, out: Path, names: list[str]) -> dict[str
     """{model: cross-fitted MOSI dev coverage} after rewriting each model's intervals."""
     import torch
 
-    from models.checkpoint import load_checkpoint, save_checkpoint
+    from models.checkpoint import load_checkpoint
     from models.recipes.compose import ComposeConfig, _config_from_info
-    from models.recipes.train_all import calibrate, calibration_inputs
+    from models.recipes.train_all import calibrate, calibration_inputs, save_shipped_checkpoint
     from models.train import predict
 
     calib_ds, dev_mosi_ds, text_ds, encoder, reencode = calibration_inputs(
@@ -38,10 +38,8 @@ def recalibrate(data: Path, work: Path, out: Path, names: list[str]) -> dict[str
         metrics = dict(meta.metrics or {})
         metrics["calibration"] = calibration
         metrics["mosi_dev_text_only"] = {**metrics.get("mosi_dev_text_only", {}), "interval_coverage": coverage[name]}
-        dest = save_checkpoint(path, model, model_name=meta.model_name, config=meta.config, spec=meta.spec,
-                               training=meta.training, metrics=metrics)
-        for written in (dest, dest.with_suffix(".json")):
-            written.chmod(0o644)
+        save_shipped_checkpoint(path, model, model_name=meta.model_name, config=meta.config, spec=meta.spec,
+                                training=meta.training, metrics=metrics)
         report_path = out / "model_cards" / "reports" / f"{name}.json"
         if report_path.is_file():
             rep = read_json(report_path)

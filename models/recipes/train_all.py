@@ -149,11 +149,20 @@ def calibrate(model, calib_ds, dev_mosi_ds, text_ds, text_pred: np.ndarray, unk_
               ) -> tuple[dict[str, Any], float]:
     """The model's intervals (calibration split + MOSI-anchored dev samples, models.calibration)
     and their cross-fitted coverage of the MOSI dev text-only predictions `text_pred`."""
-    from models.calibration import cross_fit_halfwidth, fit_intervals, interval_coverage
+    from models.calibration import cross_fitted_coverage, fit_intervals
 
     calibration = fit_intervals(model, calib_ds, unk_id, reencode, dev_ds=dev_mosi_ds)
-    half = np.array([cross_fit_halfwidth(calibration, i, "T__") for i in text_ds.ids])
-    return calibration, interval_coverage(text_pred, np.asarray(text_ds.labels), half)
+    return calibration, cross_fitted_coverage(calibration, text_pred, text_ds.labels, text_ds.ids)
+
+
+def save_shipped_checkpoint(dest: Path, model, **meta: Any) -> Path:
+    """models.checkpoint.save_checkpoint, then both files readable by every user of an installed app."""
+    from models.checkpoint import save_checkpoint
+
+    path = save_checkpoint(dest, model, **meta)
+    for written in (path, path.with_suffix(".json")):
+        written.chmod(0o644)
+    return path
 
 
 def train_one(name: str, train_ds, dev_ds, calib_ds, dev_mosi_ds, text_ds, work: Path, out: Path, encoder, reencode,
@@ -161,7 +170,7 @@ def train_one(name: str, train_ds, dev_ds, calib_ds, dev_mosi_ds, text_ds, work:
     import torch
 
     from core.feature_spec import default_spec
-    from models.checkpoint import read_checkpoint_meta, save_checkpoint
+    from models.checkpoint import read_checkpoint_meta
     from models.evaluate import evaluate_robustness, write_report
     from models.metrics import regression_metrics
     from models.train import predict, train_model
@@ -198,10 +207,8 @@ def train_one(name: str, train_ds, dev_ds, calib_ds, dev_mosi_ds, text_ds, work:
     metrics = {"valid": valid, "composed_dev": masks["TAV"], "mosi_dev_text_only": text_only,
                "robustness_average": robust["average"], "calibration": calibration}
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    dest = save_checkpoint(out / "checkpoints" / name, model, model_name=name, config=meta.config, spec=default_spec(),
-                           training=training, metrics=metrics)
-    for path in (dest, dest.with_suffix(".json")):
-        path.chmod(0o644)  # shipped assets must be readable by every user of an installed app
+    dest = save_shipped_checkpoint(out / "checkpoints" / name, model, model_name=name, config=meta.config,
+                                   spec=default_spec(), training=training, metrics=metrics)
     report = {
         "model": name, "checkpoint": str(dest.relative_to(out.parent)) if out.parent in dest.parents else str(dest),
         "checkpoint_bytes": dest.stat().st_size, "parameters": int(sum(p.numel() for p in model.parameters())),
